@@ -1,0 +1,87 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from agent_studio import __version__
+from agent_studio.agents.endpoints import router as agents_router
+from agent_studio.calls.endpoints import router as calls_router
+from agent_studio.calls.sweeper import run_sweeper
+from agent_studio.config import Settings, get_settings
+from agent_studio.context import AppContext
+from agent_studio.core.auth import require_api_key
+from agent_studio.core.errors import install_error_handlers
+from agent_studio.core.migrate import upgrade_to_head
+from agent_studio.phone_numbers.endpoints import router as phone_numbers_router
+from agent_studio.provider_keys.endpoints import providers_router
+from agent_studio.provider_keys.endpoints import router as provider_keys_router
+from agent_studio.workflows.endpoints import router as workflows_router
+
+log = logging.getLogger(__name__)
+
+_auth = Depends(require_api_key)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = AppContext.create(settings)
+        await upgrade_to_head(context.db.engine)
+        app.state.context = context
+        sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await context.aclose()
+
+    app = FastAPI(
+        title="Agent Studio",
+        version=__version__,
+        summary="Voice AI agents, workflows and calls over WebRTC and SIP.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    api = APIRouter(
+        prefix="/api/v1", responses={401: {"description": "Missing or invalid API key"}}
+    )
+    for router in (
+        calls_router,
+        agents_router,
+        workflows_router,
+        provider_keys_router,
+        providers_router,
+        phone_numbers_router,
+    ):
+        api.include_router(router, dependencies=[_auth])
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=True, tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Database unreachable"}})
+    async def readyz() -> JSONResponse:
+        context: AppContext = app.state.context
+        try:
+            async with context.db.session() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            log.warning("readiness check failed: database unreachable")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,98 @@
+"""One Settings object for the whole process; nothing else reads the environment."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaMode(StrEnum):
+    EMBEDDED = "embedded"
+    LIVEKIT = "livekit"
+
+
+class Settings(BaseSettings):
+    """Settings from `AGENT_STUDIO_*` variables (and LiveKit's own `LIVEKIT_*` names) or `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_STUDIO_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Path(".agent-studio")
+    database_url: str | None = None
+    api_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    media: MediaMode = MediaMode.EMBEDDED
+    public_url: str | None = None
+    log_level: str = "info"
+
+    # Database pool (PostgreSQL); SQLite always uses one connection, see core/db.py.
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+
+    # Call lifecycle.
+    heartbeat_timeout_seconds: float = 30.0
+    sweep_interval_seconds: float = 5.0
+    call_token_ttl_seconds: int = 3600
+
+    # LiveKit (distributed mode). The names are LiveKit's own.
+    livekit_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("LIVEKIT_URL", "AGENT_STUDIO_LIVEKIT_URL")
+    )
+    livekit_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LIVEKIT_API_KEY", "AGENT_STUDIO_LIVEKIT_API_KEY"),
+    )
+    livekit_api_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LIVEKIT_API_SECRET", "AGENT_STUDIO_LIVEKIT_API_SECRET"),
+    )
+    livekit_agent_name: str = "agent-studio"
+    livekit_request_timeout_seconds: float = 5.0
+
+    # SIP.
+    sip_trunk_id: str | None = None
+    sip_trunk_uri: str | None = None
+    sip_username: str | None = None
+    sip_password: SecretStr | None = None
+    sip_from_number: str | None = None
+    sip_bind: str = "0.0.0.0"
+    sip_port: int = 5060
+    rtp_ports: str = "10000-20000"
+    sip_allowed_sources: str = ""
+    sip_public_address: str | None = None
+
+    # Embedded WebRTC.
+    ice_servers: str = ""
+    ice_hosts: str = ""
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'agent-studio.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def provider_env_key(variable: str) -> str | None:
+    """A provider's usual key variable (`OPENAI_API_KEY`, ...), the last resort for a call's key."""
+    value = os.environ.get(variable)
+    return value or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

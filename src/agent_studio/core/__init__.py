@@ -1,0 +1,1 @@
+"""Shared building blocks: database, errors, paging, crypto, auth, templates, phone numbers."""

@@ -1,0 +1,17 @@
+"""Choose the media backend from `AGENT_STUDIO_MEDIA`."""
+
+from __future__ import annotations
+
+from agent_studio.config import MediaMode, Settings
+from agent_studio.core.crypto import SecretBox
+from agent_studio.media.base import MediaBackend
+
+
+def create_media_backend(settings: Settings, secrets: SecretBox) -> MediaBackend:
+    if settings.media is MediaMode.LIVEKIT:
+        from agent_studio.media.livekit import LiveKitBackend
+
+        return LiveKitBackend(settings)
+    from agent_studio.media.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(settings, secrets)

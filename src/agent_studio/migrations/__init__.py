@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so `agent-studio migrate` works anywhere."""

@@ -1,0 +1,1 @@
+"""provider keys domain."""
