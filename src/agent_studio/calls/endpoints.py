@@ -1,5 +1,190 @@
-"""Calls HTTP endpoints (to be filled)."""
+"""Calls HTTP endpoints: initiate, test an agent, read status, transcript and metrics, end."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, status
+from pydantic import AfterValidator
+
+from agent_studio.calls.repository import CallFilter
+from agent_studio.calls.schemas import (
+    ActiveCall,
+    CallCreate,
+    CallCreated,
+    CallListItem,
+    CallMetrics,
+    CallRead,
+    TestAgentCallCreate,
+    TranscriptItem,
+)
+from agent_studio.calls.service import call_service, duration_of
+from agent_studio.calls.states import CallStatus
+from agent_studio.context import AppContext
+from agent_studio.core.deps import SessionDep, get_context
+from agent_studio.core.pagination import Page, PageQuery
+from agent_studio.core.text import ShortText
+from agent_studio.models import Call
 
 router = APIRouter(prefix="/calls", tags=["calls"])
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """Query datetimes without an offset are taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+IdempotencyKey = Annotated[
+    ShortText | None,
+    Header(alias="Idempotency-Key", max_length=255, description="Retry-safe creation key"),
+]
+
+_CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown workflow or agent"},
+    409: {"description": "A request with this Idempotency-Key is still in progress"},
+    422: {"description": "Invalid request, or a provider has no key (the call is recorded as failed)"},
+    502: {"description": "The media backend refused the call"},
+    503: {"description": "The media backend is unreachable or not configured"},
+}
+
+
+def _base_url(request: Request, context: AppContext) -> str:
+    return (context.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _read(call: Call) -> CallRead:
+    return CallRead(
+        id=call.id,
+        workflow_id=call.workflow_id,
+        workflow_slug=call.workflow_slug,
+        user_id=call.user_id,
+        status=CallStatus(call.status),
+        direction=call.direction,  # type: ignore[arg-type]
+        call_type=call.call_type,  # type: ignore[arg-type]
+        phone_number=call.phone_number,
+        duration_seconds=duration_of(call),
+        agent_history=call.agent_history,
+        current_agent=call.current_agent,
+        metrics=call_service.metrics(call),
+        started_at=call.started_at,
+        ended_at=call.ended_at,
+        created_at=call.created_at,
+        room_name=call.room_name,
+        end_reason=call.end_reason,  # type: ignore[arg-type]
+        error=call.error,
+        collected_data=call.collected_data or {},
+        user_context=call.user_context or {},
+        metadata=call.metadata_ or {},
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_CREATE_RESPONSES)
+async def initiate_call(
+    body: CallCreate, request: Request, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> CallCreated:
+    """Start a new voice call using a workflow."""
+    context = get_context(request)
+    return await call_service.create(
+        session, context, body, _base_url(request, context), idempotency_key
+    )
+
+
+@router.post("/test-agent", status_code=status.HTTP_201_CREATED, responses=_CREATE_RESPONSES)
+async def test_agent_call(
+    body: TestAgentCallCreate,
+    request: Request,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> CallCreated:
+    """Start a test call with a single agent (no workflow). Always VoIP."""
+    context = get_context(request)
+    return await call_service.create_test(
+        session, context, body, _base_url(request, context), idempotency_key
+    )
+
+
+@router.get("")
+async def list_calls(
+    session: SessionDep,
+    page: PageQuery,
+    status: CallStatus | None = None,
+    workflow_id: uuid.UUID | None = None,
+    user_id: ShortText | None = None,
+    started_after: UtcDateTime | None = None,
+    started_before: UtcDateTime | None = None,
+) -> Page[CallListItem]:
+    """List calls with filtering and pagination, newest first."""
+    where = CallFilter(status, workflow_id, user_id, started_after, started_before)
+    calls, total = await call_service.list(session, where, page.offset, page.page_size)
+    items = [
+        CallListItem(
+            id=c.id, workflow_id=c.workflow_id, workflow_slug=c.workflow_slug,
+            user_id=c.user_id, status=c.status,  # type: ignore[arg-type]
+            call_type=c.call_type,  # type: ignore[arg-type]
+            duration_seconds=duration_of(c), agent_history=c.agent_history,
+            started_at=c.started_at, ended_at=c.ended_at,
+            direction=c.direction,  # type: ignore[arg-type]
+            end_reason=c.end_reason,  # type: ignore[arg-type]
+            created_at=c.created_at,
+        )
+        for c in calls
+    ]
+    return Page[CallListItem].of(items, total, page)
+
+
+@router.get("/active")
+async def list_active_calls(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Max results (max 100)")] = 50,
+) -> list[ActiveCall]:
+    """List calls that are pending, connecting or active, newest first."""
+    calls = await call_service.list_active(session, limit)
+    return [
+        ActiveCall(
+            id=c.id, workflow_slug=c.workflow_slug, user_id=c.user_id,
+            status=c.status,  # type: ignore[arg-type]
+            call_type=c.call_type,  # type: ignore[arg-type]
+            current_agent=c.current_agent, started_at=c.started_at,
+            direction=c.direction,  # type: ignore[arg-type]
+            created_at=c.created_at,
+        )
+        for c in calls
+    ]
+
+
+@router.get("/{id}", responses={404: {"description": "Unknown call"}})
+async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:  # noqa: A002
+    """Get call status and details."""
+    return _read(await call_service.get(session, id))
+
+
+@router.get(
+    "/{id}/transcript",
+    response_model=list[TranscriptItem],
+    response_model_exclude_unset=True,
+    responses={404: {"description": "Unknown call"}},
+)
+async def get_transcript(id: uuid.UUID, session: SessionDep) -> list[dict[str, Any]]:  # noqa: A002
+    """Get the full transcript of a call, in order."""
+    return await call_service.transcript(session, id)
+
+
+@router.get("/{id}/metrics", responses={404: {"description": "Unknown call"}})
+async def get_metrics(id: uuid.UUID, session: SessionDep) -> CallMetrics:  # noqa: A002
+    """Get performance metrics for a call."""
+    return call_service.metrics(await call_service.get(session, id))
+
+
+@router.post(
+    "/{id}/end",
+    responses={404: {"description": "Unknown call"}, 409: {"description": "Call already ended"}},
+)
+async def end_call(id: uuid.UUID, request: Request, session: SessionDep) -> CallRead:  # noqa: A002
+    """End a live call: the agent hangs up politely."""
+    call = await call_service.request_end(session, get_context(request), id)
+    return _read(call)

@@ -1,12 +1,58 @@
-"""Ends calls whose runtime stopped reporting, and calls nobody joined in time."""
+"""Ends calls whose runtime stopped reporting, and calls nobody joined in time.
+
+Runs in every API process; the ending itself is a guarded update (`CallLifecycle.end` ignores
+calls already over), so several sweepers at once are harmless.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
 
+from agent_studio.calls.repository import call_repository
+from agent_studio.calls.states import NOT_STARTED, CallStatus, EndReason
 from agent_studio.context import AppContext
+from agent_studio.core.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+END_REQUEST_GRACE_SECONDS = 15.0
+
+
+async def sweep_once(context: AppContext) -> int:
+    """End every call that is overdue now; returns how many were ended."""
+    now = utcnow()
+    heartbeat_before = now - timedelta(seconds=context.settings.heartbeat_timeout_seconds)
+    end_requested_before = now - timedelta(seconds=END_REQUEST_GRACE_SECONDS)
+    async with context.db.session() as session:
+        rows = await call_repository.stale_live_calls(
+            session, now, heartbeat_before, end_requested_before
+        )
+    ended = 0
+    for call_id, status, heartbeat_at, connect_deadline, end_requested_at in rows:
+        current = CallStatus(status)
+        if end_requested_at is not None and end_requested_at < end_requested_before:
+            reason, error = EndReason.AGENT_HANGUP, None
+        elif current in NOT_STARTED and connect_deadline < now:
+            reason, error = EndReason.CONNECT_TIMEOUT, "nobody joined within the connect timeout"
+        elif heartbeat_at is not None and heartbeat_at < heartbeat_before:
+            reason, error = EndReason.WORKER_LOST, "the call's runtime stopped reporting"
+        else:
+            continue
+        if await context.lifecycle.end(call_id, reason, error) is not None:
+            ended += 1
+            await context.media.end_call(call_id, f"call-{call_id}")
+            await context.lifecycle.append_transcript(call_id, "system", f"Call ended ({reason.value})")
+    return ended
 
 
 async def run_sweeper(context: AppContext) -> None:
     while True:
         await asyncio.sleep(context.settings.sweep_interval_seconds)
+        try:
+            await sweep_once(context)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call sweep failed; retrying at the next interval")

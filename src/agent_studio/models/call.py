@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_studio.models.base import Base, IdMixin, TimestampMixin
@@ -35,13 +35,13 @@ class Call(IdMixin, TimestampMixin, Base):
     user_context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # The workflow, its agents (templates rendered) and resolved providers, as of creation.
-    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
 
     agent_history: Mapped[list[str]] = mapped_column(JSON, default=list)
     current_agent: Mapped[str | None] = mapped_column(String(64), default=None)
     agent_handoffs: Mapped[int] = mapped_column(Integer, default=0)
     collected_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Raw latency samples and token counts; the reported means and percentiles derive from it.
     metrics_samples: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     transcript_seq: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -50,6 +50,11 @@ class Call(IdMixin, TimestampMixin, Base):
 
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # How the user joins, kept so an idempotent retry returns the same answer; the token is
+    # a bearer credential, so it is stored encrypted.
+    join_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    join_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    end_requested_at: Mapped[datetime | None] = mapped_column(default=None)
 
     connect_deadline: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)

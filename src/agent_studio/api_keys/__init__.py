@@ -1,0 +1,1 @@
+"""API keys domain: created, listed and revoked from the command line."""

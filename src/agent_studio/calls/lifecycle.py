@@ -1,0 +1,167 @@
+"""The call lifecycle service: what the runtime and the media transports report about a call.
+
+Every method is its own short unit of work and safe to call from any task. Status only moves
+forward (see `states.py`); an ended call never changes status again, and reports about it are
+ignored (they return False) instead of raising, because a transport may still be winding down
+when the call is already over.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from agent_studio.calls.metrics import MetricsSample, fold
+from agent_studio.calls.repository import call_repository
+from agent_studio.calls.states import (
+    LIVE,
+    CallStatus,
+    EndReason,
+    can_advance,
+    status_for_end,
+)
+from agent_studio.core.db import Database
+from agent_studio.core.timeutil import utcnow
+from agent_studio.models import Call, TranscriptEntry
+
+log = logging.getLogger(__name__)
+
+
+class CallLifecycle:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def mark_connecting(self, call_id: uuid.UUID) -> bool:
+        return await self._advance(call_id, CallStatus.CONNECTING)
+
+    async def mark_active(self, call_id: uuid.UUID, agent_name: str | None = None) -> bool:
+        """The user is there (joined, or the phone answered); the entry agent takes over."""
+        return await self._advance(call_id, CallStatus.ACTIVE, agent_name)
+
+    async def _advance(
+        self, call_id: uuid.UUID, target: CallStatus, agent_name: str | None = None
+    ) -> bool:
+        now = utcnow()
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, for_update=True)
+            if call is None or not can_advance(CallStatus(call.status), target):
+                return False
+            call.status = target.value
+            call.heartbeat_at = now
+            if target is CallStatus.ACTIVE:
+                call.started_at = now
+                if agent_name is not None:
+                    call.current_agent = agent_name
+                    if not call.agent_history:
+                        call.agent_history = [agent_name]
+        return True
+
+    async def end(
+        self, call_id: uuid.UUID, reason: EndReason, error: str | None = None
+    ) -> CallStatus | None:
+        """End a live call; returns its final status, or None if it was already over."""
+        now = utcnow()
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, for_update=True)
+            if call is None or CallStatus(call.status) not in LIVE:
+                return None
+            final = status_for_end(CallStatus(call.status), reason)
+            call.status = final.value
+            call.end_reason = reason.value
+            call.error = error[:2000] if error else None
+            call.ended_at = now
+            call.current_agent = None
+        log.info("call ended")
+        return final
+
+    async def heartbeat(self, call_id: uuid.UUID) -> bool:
+        """Tell the sweeper the call's runtime is alive. Returns True if an end was requested
+        through the API and the runtime should wind the call down politely."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.status.in_([s.value for s in LIVE]))
+                .values(heartbeat_at=utcnow())
+                .returning(Call.end_requested_at)
+            )
+            row = result.first()
+        return row is not None and row[0] is not None
+
+    async def append_transcript(
+        self,
+        call_id: uuid.UUID,
+        role: str,
+        content: str,
+        agent_name: str | None = None,
+        tool_call: dict[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> int | None:
+        """Write one transcript entry now; returns its sequence number (None: unknown call)."""
+        async with self.db.session() as session:
+            seq = await call_repository.next_transcript_seq(session, call_id)
+            if seq is None:
+                return None
+            session.add(
+                TranscriptEntry(
+                    call_id=call_id,
+                    seq=seq,
+                    role=role,
+                    content=content,
+                    agent_name=agent_name,
+                    tool_call=tool_call,
+                    timestamp=timestamp or utcnow(),
+                )
+            )
+        return seq
+
+    async def record_handoff(
+        self, call_id: uuid.UUID, from_agent: str | None, to_agent: str
+    ) -> bool:
+        """The speaking agent changes: current agent, history, count and a transcript entry."""
+        now = utcnow()
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, for_update=True)
+            if call is None or CallStatus(call.status) not in LIVE:
+                return False
+            call.current_agent = to_agent
+            call.agent_history = [*call.agent_history, to_agent]
+            call.agent_handoffs = call.agent_handoffs + 1
+            seq = await call_repository.next_transcript_seq(session, call_id)
+            assert seq is not None
+            text = f"Handoff from {from_agent} to {to_agent}" if from_agent else f"Handoff to {to_agent}"
+            session.add(
+                TranscriptEntry(
+                    call_id=call_id, seq=seq, role="system", content=text,
+                    agent_name=to_agent, timestamp=now,
+                )
+            )
+        return True
+
+    async def fold_metrics(self, call_id: uuid.UUID, sample: MetricsSample) -> bool:
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, for_update=True)
+            if call is None:
+                return False
+            call.metrics_samples = fold(call.metrics_samples or {}, sample)
+        return True
+
+    async def collect(self, call_id: uuid.UUID, tool_name: str, arguments: dict[str, Any]) -> bool:
+        """Store what a `collect` tool gathered: `collected_data[tool] += [arguments]`."""
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, for_update=True)
+            if call is None:
+                return False
+            data = dict(call.collected_data or {})
+            data[tool_name] = [*data.get(tool_name, []), arguments]
+            call.collected_data = data
+        return True
+
+    async def snapshot(self, call_id: uuid.UUID) -> dict[str, Any] | None:
+        """The workflow snapshot the call runs on (see calls/snapshot.py for its shape)."""
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id, with_snapshot=True)
+            return None if call is None else dict(call.snapshot)

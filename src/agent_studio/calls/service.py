@@ -1,0 +1,257 @@
+"""The calls service: start calls, read them, end them. The rules live here, SQL in the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_studio.agents.service import agent_service
+from agent_studio.calls.metrics import summarize
+from agent_studio.calls.repository import CallFilter, call_repository
+from agent_studio.calls.schemas import (
+    CallCreate,
+    CallCreated,
+    CallMetrics,
+    TestAgentCallCreate,
+)
+from agent_studio.calls.snapshot import SnapshotError, build_snapshot, template_context
+from agent_studio.calls.states import LIVE, NOT_STARTED, CallStatus, Direction, EndReason
+from agent_studio.core.errors import (
+    BadGateway,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+)
+from agent_studio.core.timeutil import utcnow
+from agent_studio.media.base import CallJoin, CallStart, MediaError
+from agent_studio.models import Agent, Call, Workflow
+from agent_studio.provider_keys.service import MissingProviderKey
+from agent_studio.workflows.service import workflow_service
+
+if TYPE_CHECKING:
+    from agent_studio.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+def _request_hash(kind: str, body: BaseModel) -> str:
+    canonical = json.dumps([kind, body.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def duration_of(call: Call) -> int | None:
+    """Whole seconds from `started_at` to `ended_at` (or to now while the call is live)."""
+    if call.started_at is None:
+        return None
+    end = call.ended_at or utcnow()
+    return max(0, round((end - call.started_at).total_seconds()))
+
+
+class CallService:
+    async def create(
+        self, session: AsyncSession, context: AppContext, body: CallCreate,
+        base_url: str, idempotency_key: str | None,
+    ) -> CallCreated:
+        request_hash = _request_hash("workflow", body)
+        if idempotency_key is not None:
+            replay = await self._replay(session, context, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+        workflow = await workflow_service.get_by_slug(session, body.workflow_slug)
+        by_name = await agent_service.get_many_by_names(session, list(workflow.agents))
+        agents = [by_name[name] for name in workflow.agents if name in by_name]
+        return await self._start(
+            session, context, workflow=workflow, agents=agents, user_id=body.user_id,
+            call_type=body.call_type.value, phone_number=body.phone_number,
+            user_context=body.user_context, metadata=body.metadata, base_url=base_url,
+            idempotency_key=idempotency_key, request_hash=request_hash,
+        )
+
+    async def create_test(
+        self, session: AsyncSession, context: AppContext, body: TestAgentCallCreate,
+        base_url: str, idempotency_key: str | None,
+    ) -> CallCreated:
+        request_hash = _request_hash("test-agent", body)
+        if idempotency_key is not None:
+            replay = await self._replay(session, context, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+        agent = await agent_service.get_by_name(session, body.agent_name)
+        return await self._start(
+            session, context, workflow=None, agents=[agent], user_id=body.user_id,
+            call_type="voip", phone_number=None, user_context=body.user_context,
+            metadata=body.metadata, base_url=base_url, idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+
+    async def _replay(
+        self, session: AsyncSession, context: AppContext, key: str, request_hash: str
+    ) -> CallCreated | None:
+        call = await call_repository.get_by_idempotency_key(session, key)
+        if call is None:
+            return None
+        if call.request_hash != request_hash:
+            raise Unprocessable("Idempotency-Key was already used with a different request")
+        if call.join_url is None and call.join_token_ciphertext is None:
+            if CallStatus(call.status) is CallStatus.FAILED:
+                raise Unprocessable(call.error or "the first request with this key failed")
+            if call.call_type == "voip":
+                raise Conflict("a request with this Idempotency-Key is still in progress")
+        token = None
+        if call.join_token_ciphertext is not None:
+            token = context.secrets.decrypt(call.join_token_ciphertext, call.id.bytes)
+        return CallCreated(
+            call_id=call.id, room_name=call.room_name, url=call.join_url, token=token,
+            status=CallStatus(call.status),
+        )
+
+    async def _start(
+        self, session: AsyncSession, context: AppContext, *, workflow: Workflow | None,
+        agents: Sequence[Agent], user_id: str | None, call_type: str,
+        phone_number: str | None, user_context: dict[str, Any], metadata: dict[str, Any],
+        base_url: str, idempotency_key: str | None, request_hash: str,
+    ) -> CallCreated:
+        call_id = uuid.uuid4()
+        render_context = template_context(call_id, phone_number, user_context, metadata)
+        failure: str | None = None
+        try:
+            snapshot = await build_snapshot(session, workflow, agents, render_context)
+        except SnapshotError as exc:
+            raise Unprocessable(str(exc)) from None
+        except MissingProviderKey as exc:
+            snapshot, failure = {}, str(exc)
+        settings = snapshot.get("workflow", {}).get("settings", {})
+        connect_timeout = int(settings.get("connect_timeout_seconds", 30))
+        now = utcnow()
+        call = Call(
+            id=call_id,
+            workflow_id=workflow.id if workflow else None,
+            workflow_slug=workflow.slug if workflow else None,
+            user_id=user_id,
+            status=CallStatus.PENDING.value,
+            direction=Direction.OUTBOUND.value,
+            call_type=call_type,
+            phone_number=phone_number,
+            room_name=f"call-{call_id}",
+            user_context=user_context,
+            metadata_=metadata,
+            snapshot=snapshot,
+            connect_deadline=now + timedelta(seconds=connect_timeout),
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+            updated_at=now,
+        )
+        if failure is not None:
+            call.status, call.end_reason = CallStatus.FAILED.value, EndReason.PROVIDER_ERROR.value
+            call.error, call.ended_at = failure, now
+        session.add(call)
+        try:
+            # Commit before talking to the media backend: no transaction spans network I/O.
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            if idempotency_key is None:
+                raise
+            replay = await self._replay(session, context, idempotency_key, request_hash)
+            if replay is None:
+                raise
+            return replay
+        if failure is not None:
+            raise Unprocessable(f"{failure} (call {call_id} recorded as failed)")
+
+        start = CallStart(
+            call_id=call_id, room_name=call.room_name, call_type=call_type,
+            direction=Direction.OUTBOUND.value, phone_number=phone_number, user_id=user_id,
+            base_url=base_url, connect_timeout_seconds=connect_timeout,
+            max_duration_seconds=int(settings.get("max_duration_seconds", 600)),
+            metadata={"workflow_slug": call.workflow_slug},
+        )
+        try:
+            join = await context.media.start_call(start)
+        except MediaError as exc:
+            await context.lifecycle.end(call_id, EndReason.INTERNAL_ERROR, exc.message)
+            error = ServiceUnavailable if exc.unreachable else BadGateway
+            raise error(f"{exc.message} (call {call_id} recorded as failed)") from None
+        await self._store_join(session, context, call, join)
+        await context.calls_started(call_id)
+        return CallCreated(
+            call_id=call_id, room_name=call.room_name, url=join.url, token=join.token,
+            status=CallStatus.PENDING,
+        )
+
+    async def _store_join(
+        self, session: AsyncSession, context: AppContext, call: Call, join: CallJoin
+    ) -> None:
+        call.join_url = join.url
+        if join.token is not None:
+            call.join_token_ciphertext = context.secrets.encrypt(join.token, call.id.bytes)
+        await session.flush()
+
+    async def get(self, session: AsyncSession, call_id: uuid.UUID) -> Call:
+        call = await call_repository.get(session, call_id)
+        if call is None:
+            raise NotFound(f"call {call_id} not found")
+        return call
+
+    def metrics(self, call: Call) -> CallMetrics:
+        return summarize(call.metrics_samples or {}, duration_of(call), call.agent_handoffs)
+
+    async def list(
+        self, session: AsyncSession, where: CallFilter, offset: int, limit: int
+    ) -> tuple[Sequence[Call], int]:
+        return await call_repository.list(session, where, offset, limit)
+
+    async def list_active(self, session: AsyncSession, limit: int) -> Sequence[Call]:
+        return await call_repository.list_live(session, limit)
+
+    async def transcript(self, session: AsyncSession, call_id: uuid.UUID) -> list[dict[str, Any]]:
+        await self.get(session, call_id)
+        rows = await call_repository.transcript(session, call_id)
+        entries = []
+        for role, content, timestamp, agent_name, tool_call in rows:
+            entry: dict[str, Any] = {
+                "role": role, "content": content, "timestamp": timestamp,
+                "agent_name": agent_name,
+            }
+            if tool_call is not None:
+                entry["tool_call"] = tool_call
+            entries.append(entry)
+        return entries
+
+    async def request_end(
+        self, session: AsyncSession, context: AppContext, call_id: uuid.UUID
+    ) -> Call:
+        """End a live call politely: its session says goodbye and hangs up.
+
+        A call with a session in this process is asked directly. A call not yet connected is
+        ended at once. Otherwise (a worker elsewhere runs it) the request is recorded and the
+        worker acts on it at its next heartbeat; the sweeper ends it if the worker does not.
+        """
+        call = await self.get(session, call_id)
+        status = CallStatus(call.status)
+        if status not in LIVE:
+            raise Conflict(f"call {call_id} has already ended ({call.status})")
+        call.end_requested_at = call.end_requested_at or utcnow()
+        await session.commit()
+        asked = await context.running_calls.request_end(call_id)
+        if not asked and status in NOT_STARTED:
+            await context.lifecycle.end(
+                call_id, EndReason.AGENT_HANGUP, "ended through the API before it connected"
+            )
+            await context.media.end_call(call_id, call.room_name)
+        await session.refresh(call)
+        return call
+
+
+call_service = CallService()

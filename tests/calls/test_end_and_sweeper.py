@@ -1,0 +1,103 @@
+"""Ending calls through the API, and the sweeper that ends calls nobody is running."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from agent_studio.calls import sweeper
+from agent_studio.calls.states import EndReason
+from agent_studio.core.timeutil import utcnow
+from agent_studio.models import Call
+from tests.fixtures.factories import daily_call, start_call
+
+
+async def _age(app: FastAPI, call_id: uuid.UUID, **columns: object) -> None:
+    async with app.state.context.db.session() as session:
+        await session.execute(update(Call).where(Call.id == call_id).values(**columns))
+
+
+async def _wait_for_status(client: httpx.AsyncClient, call_id: uuid.UUID, status: str) -> dict:
+    for _ in range(100):
+        call = (await client.get(f"/api/v1/calls/{call_id}")).json()
+        if call["status"] == status:
+            return call
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call stayed {call['status']}, expected {status}")
+
+
+async def test_end_a_call_nobody_joined(client: httpx.AsyncClient) -> None:
+    await daily_call(client)
+    call_id = uuid.UUID((await start_call(client))["call_id"])
+    response = await client.post(f"/api/v1/calls/{call_id}/end")
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["end_reason"]) == ("failed", "agent_hangup")
+    again = await client.post(f"/api/v1/calls/{call_id}/end")
+    assert again.status_code == 409 and "already ended" in again.json()["detail"]
+
+
+async def test_end_asks_the_running_session(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await daily_call(client)
+    context = app.state.context
+    call_id = uuid.UUID((await start_call(client))["call_id"])
+    await context.lifecycle.mark_active(call_id, "greeter-agent")
+    asked: list[uuid.UUID] = []
+
+    async def say_goodbye() -> None:
+        asked.append(call_id)
+        await context.lifecycle.end(call_id, EndReason.AGENT_HANGUP)
+
+    context.running_calls.register(call_id, say_goodbye)
+    response = await client.post(f"/api/v1/calls/{call_id}/end")
+    assert asked == [call_id]
+    assert (response.json()["status"], response.json()["end_reason"]) == ("completed", "agent_hangup")
+
+
+async def test_end_of_a_call_run_elsewhere_reaches_its_heartbeat(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await daily_call(client)
+    context = app.state.context
+    call_id = uuid.UUID((await start_call(client))["call_id"])
+    await context.lifecycle.mark_active(call_id, "greeter-agent")
+    assert await context.lifecycle.heartbeat(call_id) is False
+    response = await client.post(f"/api/v1/calls/{call_id}/end")
+    assert response.json()["status"] == "active"
+    assert await context.lifecycle.heartbeat(call_id) is True
+    # A worker that never acts on the request: the sweeper ends the call after the grace time.
+    monkeypatch.setattr(sweeper, "END_REQUEST_GRACE_SECONDS", 0.0)
+    call = await _wait_for_status(client, call_id, "completed")
+    assert call["end_reason"] == "agent_hangup"
+
+
+async def test_sweeper_times_out_calls_nobody_joined(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await daily_call(client)
+    call_id = uuid.UUID((await start_call(client))["call_id"])
+    fresh = uuid.UUID((await start_call(client))["call_id"])
+    await _age(app, call_id, connect_deadline=utcnow() - timedelta(seconds=1))
+    call = await _wait_for_status(client, call_id, "timeout")
+    assert call["end_reason"] == "connect_timeout" and call["error"]
+    transcript = (await client.get(f"/api/v1/calls/{call_id}/transcript")).json()
+    assert transcript[-1]["content"] == "Call ended (connect_timeout)"
+    assert (await client.get(f"/api/v1/calls/{fresh}")).json()["status"] == "pending"
+
+
+async def test_sweeper_ends_calls_whose_runtime_went_silent(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await daily_call(client)
+    context = app.state.context
+    lost = uuid.UUID((await start_call(client))["call_id"])
+    alive = uuid.UUID((await start_call(client))["call_id"])
+    for call_id in (lost, alive):
+        await context.lifecycle.mark_active(call_id, "greeter-agent")
+    stale = utcnow() - timedelta(seconds=context.settings.heartbeat_timeout_seconds + 5)
+    await _age(app, lost, heartbeat_at=stale, connect_deadline=utcnow() - timedelta(minutes=5))
+    call = await _wait_for_status(client, lost, "disconnected")
+    assert call["end_reason"] == "worker_lost"
+    await asyncio.sleep(0.5)
+    assert (await client.get(f"/api/v1/calls/{alive}")).json()["status"] == "active"
