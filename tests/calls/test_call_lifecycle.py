@@ -26,20 +26,34 @@ async def test_a_call_from_start_to_end(client: httpx.AsyncClient, app: FastAPI)
     assert (await client.get(f"/api/v1/calls/{call_id}")).json()["status"] == "connecting"
     assert await calls.mark_active(call_id, "greeter-agent")
     assert await calls.append_transcript(call_id, "system", "Call started", "greeter-agent") == 1
-    await calls.append_transcript(call_id, "assistant", "Hello! How are you today?", "greeter-agent")
+    await calls.append_transcript(
+        call_id, "assistant", "Hello! How are you today?", "greeter-agent"
+    )
     await calls.append_transcript(call_id, "user", "I'm doing well, thanks!", "greeter-agent")
     assert await calls.record_handoff(call_id, "greeter-agent", "meal-agent")
     await calls.append_transcript(
-        call_id, "assistant", "Great! What did you have for breakfast?", "meal-agent",
+        call_id,
+        "assistant",
+        "Great! What did you have for breakfast?",
+        "meal-agent",
         tool_call={"name": "save_meal", "arguments": {"meal_type": "breakfast"}},
     )
     assert await calls.collect(call_id, "save_meal", {"meal_type": "breakfast"})
     assert await calls.collect(call_id, "save_meal", {"meal_type": "lunch"})
     for stt, llm, tts, e2e in [(100, 200, 80, 500), (140, 360, 90, 700), (120, 280, 85, 600)]:
-        await calls.fold_metrics(call_id, MetricsSample(
-            stt_latency_ms=stt, llm_latency_ms=llm, tts_latency_ms=tts, e2e_latency_ms=e2e,
-            prompt_tokens=400, completion_tokens=100, total_tokens=500, new_turn=True,
-        ))
+        await calls.fold_metrics(
+            call_id,
+            MetricsSample(
+                stt_latency_ms=stt,
+                llm_latency_ms=llm,
+                tts_latency_ms=tts,
+                e2e_latency_ms=e2e,
+                prompt_tokens=400,
+                completion_tokens=100,
+                total_tokens=500,
+                new_turn=True,
+            ),
+        )
 
     active = (await client.get("/api/v1/calls/active")).json()
     assert [(c["id"], c["status"], c["current_agent"]) for c in active] == [
@@ -51,7 +65,9 @@ async def test_a_call_from_start_to_end(client: httpx.AsyncClient, app: FastAPI)
     assert call["status"] == "completed" and call["end_reason"] == "user_hangup"
     assert call["agent_history"] == ["greeter-agent", "meal-agent"]
     assert call["current_agent"] is None
-    assert call["collected_data"] == {"save_meal": [{"meal_type": "breakfast"}, {"meal_type": "lunch"}]}
+    assert call["collected_data"] == {
+        "save_meal": [{"meal_type": "breakfast"}, {"meal_type": "lunch"}]
+    }
     assert call["started_at"] and call["ended_at"] and call["duration_seconds"] is not None
     metrics = (await client.get(f"/api/v1/calls/{call_id}/metrics")).json()
     assert metrics["stt_latency_ms"] == 120 and metrics["llm_latency_ms"] == 280
@@ -70,7 +86,10 @@ async def test_a_call_from_start_to_end(client: httpx.AsyncClient, app: FastAPI)
         ("assistant", "Great! What did you have for breakfast?", "meal-agent"),
     ]
     assert "tool_call" not in transcript[0]
-    assert transcript[4]["tool_call"] == {"name": "save_meal", "arguments": {"meal_type": "breakfast"}}
+    assert transcript[4]["tool_call"] == {
+        "name": "save_meal",
+        "arguments": {"meal_type": "breakfast"},
+    }
     stamp = datetime.fromisoformat(transcript[0]["timestamp"].replace("Z", "+00:00"))
     assert stamp.tzinfo is not None
 
@@ -139,7 +158,9 @@ async def test_active_is_not_captured_by_get_call(client: httpx.AsyncClient, app
 async def test_list_filters_and_paging(client: httpx.AsyncClient, app: FastAPI) -> None:
     workflow = await daily_call(client)
     calls = lifecycle(app)
-    ids = [uuid.UUID((await start_call(client, user_id=f"user-{i % 2}"))["call_id"]) for i in range(5)]
+    ids = [
+        uuid.UUID((await start_call(client, user_id=f"user-{i % 2}"))["call_id"]) for i in range(5)
+    ]
     for call_id in ids[:3]:
         await calls.mark_active(call_id, "greeter-agent")
     await calls.end(ids[0], EndReason.USER_HANGUP)
@@ -162,14 +183,31 @@ async def test_list_filters_and_paging(client: httpx.AsyncClient, app: FastAPI) 
     assert await listed(workflow_id=workflow["id"]) == {str(i) for i in ids}
     assert await listed(workflow_id=str(uuid.uuid4())) == set()
     now = datetime.now(UTC)
-    assert await listed(started_after=(now - timedelta(minutes=1)).isoformat()) == {str(i) for i in ids[:3]}
+    assert await listed(started_after=(now - timedelta(minutes=1)).isoformat()) == {
+        str(i) for i in ids[:3]
+    }
     assert await listed(started_before=(now - timedelta(minutes=1)).isoformat()) == set()
     naive = (now - timedelta(minutes=1)).replace(tzinfo=None).isoformat()
     assert await listed(started_after=naive) == {str(i) for i in ids[:3]}
 
-    for params in ({"page_size": 101}, {"page": 0}, {"status": "bogus"}, {"workflow_id": "x"},
-                   {"started_after": "yesterday"}):
+    for params in (
+        {"page_size": 101},
+        {"page": 0},
+        {"status": "bogus"},
+        {"workflow_id": "x"},
+        {"started_after": "yesterday"},
+    ):
         assert (await client.get("/api/v1/calls", params=params)).status_code == 422, params
     item = page["items"][0]
-    assert set(item) >= {"id", "workflow_id", "workflow_slug", "user_id", "status", "call_type",
-                         "duration_seconds", "agent_history", "started_at", "ended_at"}
+    assert set(item) >= {
+        "id",
+        "workflow_id",
+        "workflow_slug",
+        "user_id",
+        "status",
+        "call_type",
+        "duration_seconds",
+        "agent_history",
+        "started_at",
+        "ended_at",
+    }

@@ -12,7 +12,9 @@ from agent_studio.media.embedded.tokens import CallTokenIssuer
 from tests.fixtures.factories import create_agent, daily_call, start_call
 
 
-async def test_initiate_voip_call_returns_join_details(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_initiate_voip_call_returns_join_details(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     await daily_call(client)
     created = await start_call(client, metadata={"session_id": "abc123"})
     assert set(created) == {"call_id", "room_name", "url", "token", "status"}
@@ -87,7 +89,11 @@ async def test_test_agent_call(client: httpx.AsyncClient, app: FastAPI) -> None:
     await daily_call(client)
     response = await client.post(
         "/api/v1/calls/test-agent",
-        json={"agent_name": "greeter-agent", "user_id": "test-user", "user_context": {"name": "Tester"}},
+        json={
+            "agent_name": "greeter-agent",
+            "user_id": "test-user",
+            "user_context": {"name": "Tester"},
+        },
     )
     assert response.status_code == 201, response.text
     call_id = uuid.UUID(response.json()["call_id"])
@@ -96,7 +102,9 @@ async def test_test_agent_call(client: httpx.AsyncClient, app: FastAPI) -> None:
     snapshot = await app.state.context.lifecycle.snapshot(call_id)
     assert snapshot["test_agent"] is True
     assert snapshot["agents"]["greeter-agent"]["greeting"] == "Hello Tester! How are you today?"
-    assert (await client.post("/api/v1/calls/test-agent", json={"agent_name": "ghost"})).status_code == 404
+    assert (
+        await client.post("/api/v1/calls/test-agent", json={"agent_name": "ghost"})
+    ).status_code == 404
     sip = await client.post(
         "/api/v1/calls/test-agent", json={"agent_name": "greeter-agent", "call_type": "sip"}
     )
@@ -109,7 +117,9 @@ async def test_snapshot_renders_templates_and_ignores_later_edits(
     await daily_call(client)
     created = await start_call(client, user_context={"name": "Jane"}, metadata={"source": "app"})
     await client.patch("/api/v1/agents/greeter-agent", json={"greeting": "Changed"})
-    await client.patch("/api/v1/workflows/daily-call", json={"settings": {"max_duration_seconds": 60}})
+    await client.patch(
+        "/api/v1/workflows/daily-call", json={"settings": {"max_duration_seconds": 60}}
+    )
     snapshot = await app.state.context.lifecycle.snapshot(uuid.UUID(created["call_id"]))
     assert snapshot["workflow"]["entry_agent"] == "greeter-agent"
     assert snapshot["workflow"]["settings"]["max_duration_seconds"] == 600
@@ -143,7 +153,10 @@ async def test_idempotency_key_returns_the_first_call(client: httpx.AsyncClient)
     other = await client.post("/api/v1/calls", json={**body, "user_id": "u2"}, headers=headers)
     assert other.status_code == 422
     burst = await asyncio.gather(
-        *(client.post("/api/v1/calls", json=body, headers={"Idempotency-Key": "burst"}) for _ in range(20))
+        *(
+            client.post("/api/v1/calls", json=body, headers={"Idempotency-Key": "burst"})
+            for _ in range(20)
+        )
     )
     ids = {r.json()["call_id"] for r in burst if r.status_code == 201}
     assert len(ids) == 1
@@ -151,11 +164,15 @@ async def test_idempotency_key_returns_the_first_call(client: httpx.AsyncClient)
     assert (await client.get("/api/v1/calls")).json()["total"] == 2
 
 
-async def test_200_concurrent_calls_all_succeed_with_distinct_rooms(client: httpx.AsyncClient) -> None:
+async def test_200_concurrent_calls_all_succeed_with_distinct_rooms(
+    client: httpx.AsyncClient,
+) -> None:
     await daily_call(client)
     responses = await asyncio.gather(
-        *(client.post("/api/v1/calls", json={"workflow_slug": "daily-call", "user_id": f"u{i}"})
-          for i in range(200))
+        *(
+            client.post("/api/v1/calls", json={"workflow_slug": "daily-call", "user_id": f"u{i}"})
+            for i in range(200)
+        )
     )
     assert [r.status_code for r in responses] == [201] * 200
     rooms = {r.json()["room_name"] for r in responses}

@@ -56,7 +56,10 @@ async def test_end_asks_the_running_session(client: httpx.AsyncClient, app: Fast
     context.running_calls.register(call_id, say_goodbye)
     response = await client.post(f"/api/v1/calls/{call_id}/end")
     assert asked == [call_id]
-    assert (response.json()["status"], response.json()["end_reason"]) == ("completed", "agent_hangup")
+    assert (response.json()["status"], response.json()["end_reason"]) == (
+        "completed",
+        "agent_hangup",
+    )
 
 
 async def test_end_of_a_call_run_elsewhere_reaches_its_heartbeat(
@@ -76,7 +79,9 @@ async def test_end_of_a_call_run_elsewhere_reaches_its_heartbeat(
     assert call["end_reason"] == "agent_hangup"
 
 
-async def test_sweeper_times_out_calls_nobody_joined(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_sweeper_times_out_calls_nobody_joined(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     await daily_call(client)
     call_id = uuid.UUID((await start_call(client))["call_id"])
     fresh = uuid.UUID((await start_call(client))["call_id"])
@@ -88,7 +93,9 @@ async def test_sweeper_times_out_calls_nobody_joined(client: httpx.AsyncClient, 
     assert (await client.get(f"/api/v1/calls/{fresh}")).json()["status"] == "pending"
 
 
-async def test_sweeper_ends_calls_whose_runtime_went_silent(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_sweeper_ends_calls_whose_runtime_went_silent(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     await daily_call(client)
     context = app.state.context
     lost = uuid.UUID((await start_call(client))["call_id"])

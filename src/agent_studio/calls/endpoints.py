@@ -47,7 +47,9 @@ IdempotencyKey = Annotated[
 _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown workflow or agent"},
     409: {"description": "A request with this Idempotency-Key is still in progress"},
-    422: {"description": "Invalid request, or a provider has no key (the call is recorded as failed)"},
+    422: {
+        "description": "Invalid request, or a provider has no key (the call is recorded as failed)"
+    },
     502: {"description": "The media backend refused the call"},
     503: {"description": "The media backend is unreachable or not configured"},
 }
@@ -64,8 +66,8 @@ def _read(call: Call) -> CallRead:
         workflow_slug=call.workflow_slug,
         user_id=call.user_id,
         status=CallStatus(call.status),
-        direction=call.direction,  # type: ignore[arg-type]
-        call_type=call.call_type,  # type: ignore[arg-type]
+        direction=call.direction,
+        call_type=call.call_type,
         phone_number=call.phone_number,
         duration_seconds=duration_of(call),
         agent_history=call.agent_history,
@@ -75,7 +77,7 @@ def _read(call: Call) -> CallRead:
         ended_at=call.ended_at,
         created_at=call.created_at,
         room_name=call.room_name,
-        end_reason=call.end_reason,  # type: ignore[arg-type]
+        end_reason=call.end_reason,
         error=call.error,
         collected_data=call.collected_data or {},
         user_context=call.user_context or {},
@@ -120,16 +122,21 @@ async def list_calls(
 ) -> Page[CallListItem]:
     """List calls with filtering and pagination, newest first."""
     where = CallFilter(status, workflow_id, user_id, started_after, started_before)
-    calls, total = await call_service.list(session, where, page.offset, page.page_size)
+    calls, total = await call_service.search(session, where, page.offset, page.page_size)
     items = [
         CallListItem(
-            id=c.id, workflow_id=c.workflow_id, workflow_slug=c.workflow_slug,
-            user_id=c.user_id, status=c.status,  # type: ignore[arg-type]
-            call_type=c.call_type,  # type: ignore[arg-type]
-            duration_seconds=duration_of(c), agent_history=c.agent_history,
-            started_at=c.started_at, ended_at=c.ended_at,
-            direction=c.direction,  # type: ignore[arg-type]
-            end_reason=c.end_reason,  # type: ignore[arg-type]
+            id=c.id,
+            workflow_id=c.workflow_id,
+            workflow_slug=c.workflow_slug,
+            user_id=c.user_id,
+            status=c.status,
+            call_type=c.call_type,
+            duration_seconds=duration_of(c),
+            agent_history=c.agent_history,
+            started_at=c.started_at,
+            ended_at=c.ended_at,
+            direction=c.direction,
+            end_reason=c.end_reason,
             created_at=c.created_at,
         )
         for c in calls
@@ -146,11 +153,14 @@ async def list_active_calls(
     calls = await call_service.list_active(session, limit)
     return [
         ActiveCall(
-            id=c.id, workflow_slug=c.workflow_slug, user_id=c.user_id,
-            status=c.status,  # type: ignore[arg-type]
-            call_type=c.call_type,  # type: ignore[arg-type]
-            current_agent=c.current_agent, started_at=c.started_at,
-            direction=c.direction,  # type: ignore[arg-type]
+            id=c.id,
+            workflow_slug=c.workflow_slug,
+            user_id=c.user_id,
+            status=c.status,
+            call_type=c.call_type,
+            current_agent=c.current_agent,
+            started_at=c.started_at,
+            direction=c.direction,
             created_at=c.created_at,
         )
         for c in calls
@@ -158,7 +168,7 @@ async def list_active_calls(
 
 
 @router.get("/{id}", responses={404: {"description": "Unknown call"}})
-async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:  # noqa: A002
+async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:
     """Get call status and details."""
     return _read(await call_service.get(session, id))
 
@@ -169,13 +179,13 @@ async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:  # noqa: A00
     response_model_exclude_unset=True,
     responses={404: {"description": "Unknown call"}},
 )
-async def get_transcript(id: uuid.UUID, session: SessionDep) -> list[dict[str, Any]]:  # noqa: A002
+async def get_transcript(id: uuid.UUID, session: SessionDep) -> list[dict[str, Any]]:
     """Get the full transcript of a call, in order."""
     return await call_service.transcript(session, id)
 
 
 @router.get("/{id}/metrics", responses={404: {"description": "Unknown call"}})
-async def get_metrics(id: uuid.UUID, session: SessionDep) -> CallMetrics:  # noqa: A002
+async def get_metrics(id: uuid.UUID, session: SessionDep) -> CallMetrics:
     """Get performance metrics for a call."""
     return call_service.metrics(await call_service.get(session, id))
 
@@ -184,7 +194,7 @@ async def get_metrics(id: uuid.UUID, session: SessionDep) -> CallMetrics:  # noq
     "/{id}/end",
     responses={404: {"description": "Unknown call"}, 409: {"description": "Call already ended"}},
 )
-async def end_call(id: uuid.UUID, request: Request, session: SessionDep) -> CallRead:  # noqa: A002
+async def end_call(id: uuid.UUID, request: Request, session: SessionDep) -> CallRead:
     """End a live call: the agent hangs up politely."""
     call = await call_service.request_end(session, get_context(request), id)
     return _read(call)

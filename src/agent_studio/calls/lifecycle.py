@@ -132,11 +132,19 @@ class CallLifecycle:
             call.agent_handoffs = call.agent_handoffs + 1
             seq = await call_repository.next_transcript_seq(session, call_id)
             assert seq is not None
-            text = f"Handoff from {from_agent} to {to_agent}" if from_agent else f"Handoff to {to_agent}"
+            text = (
+                f"Handoff from {from_agent} to {to_agent}"
+                if from_agent
+                else f"Handoff to {to_agent}"
+            )
             session.add(
                 TranscriptEntry(
-                    call_id=call_id, seq=seq, role="system", content=text,
-                    agent_name=to_agent, timestamp=now,
+                    call_id=call_id,
+                    seq=seq,
+                    role="system",
+                    content=text,
+                    agent_name=to_agent,
+                    timestamp=now,
                 )
             )
         return True

@@ -8,7 +8,13 @@ from typing import Any
 
 from agent_studio.calls.schemas import CallMetrics, LatencyFigures
 
-LATENCY_FIELDS = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms", "eou_delay_ms", "e2e_latency_ms")
+LATENCY_FIELDS = (
+    "stt_latency_ms",
+    "llm_latency_ms",
+    "tts_latency_ms",
+    "eou_delay_ms",
+    "e2e_latency_ms",
+)
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # A call's samples are kept whole for exact percentiles; past this many per field the oldest
 # are dropped (a 12-hour call at one turn every 5 s stays under it).

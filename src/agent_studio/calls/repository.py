@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import load_only, undefer
 
 from agent_studio.calls.states import LIVE, CallStatus
 from agent_studio.models import Call, TranscriptEntry
@@ -25,9 +25,32 @@ class CallFilter:
     started_before: datetime | None = None
 
 
+# The columns a list item shows; lists skip the JSON documents (context, metrics, snapshot).
+_LIST_COLUMNS = load_only(
+    Call.id,
+    Call.workflow_id,
+    Call.workflow_slug,
+    Call.user_id,
+    Call.status,
+    Call.call_type,
+    Call.direction,
+    Call.agent_history,
+    Call.current_agent,
+    Call.end_reason,
+    Call.started_at,
+    Call.ended_at,
+    Call.created_at,
+    raiseload=True,
+)
+
+
 class CallRepository:
     async def get(
-        self, session: AsyncSession, call_id: uuid.UUID, *, for_update: bool = False,
+        self,
+        session: AsyncSession,
+        call_id: uuid.UUID,
+        *,
+        for_update: bool = False,
         with_snapshot: bool = False,
     ) -> Call | None:
         statement = select(Call).where(Call.id == call_id)
@@ -41,7 +64,7 @@ class CallRepository:
         statement = select(Call).where(Call.idempotency_key == key)
         return (await session.execute(statement)).scalar_one_or_none()
 
-    async def list(
+    async def search(
         self, session: AsyncSession, where: CallFilter, offset: int, limit: int
     ) -> tuple[Sequence[Call], int]:
         conditions: list[Any] = []
@@ -62,6 +85,7 @@ class CallRepository:
             return [], total
         rows = await session.execute(
             select(Call)
+            .options(_LIST_COLUMNS)
             .where(*conditions)
             .order_by(Call.created_at.desc(), Call.id.desc())
             .offset(offset)
@@ -72,6 +96,7 @@ class CallRepository:
     async def list_live(self, session: AsyncSession, limit: int) -> Sequence[Call]:
         rows = await session.execute(
             select(Call)
+            .options(_LIST_COLUMNS)
             .where(Call.status.in_([s.value for s in LIVE]))
             .order_by(Call.created_at.desc(), Call.id.desc())
             .limit(limit)
@@ -89,7 +114,7 @@ class CallRepository:
 
     async def transcript(
         self, session: AsyncSession, call_id: uuid.UUID
-    ) -> Sequence[Row[tuple[str, str, datetime, str | None, dict[str, Any] | None]]]:
+    ) -> Sequence[Row[str, str, datetime, str | None, dict[str, Any] | None]]:
         rows = await session.execute(
             select(
                 TranscriptEntry.role,
@@ -110,14 +135,17 @@ class CallRepository:
         heartbeat_before: datetime,
         end_requested_before: datetime,
         limit: int = 500,
-    ) -> Sequence[Row[tuple[uuid.UUID, str, datetime | None, datetime, datetime | None]]]:
+    ) -> Sequence[Row[uuid.UUID, str, datetime | None, datetime, datetime | None]]:
         """Live calls the sweeper must end: not connected by their deadline, a runtime that
         stopped reporting, or a requested end that went unanswered."""
         not_started = [CallStatus.PENDING.value, CallStatus.CONNECTING.value]
         reporting = [CallStatus.CONNECTING.value, CallStatus.ACTIVE.value]
         rows = await session.execute(
             select(
-                Call.id, Call.status, Call.heartbeat_at, Call.connect_deadline,
+                Call.id,
+                Call.status,
+                Call.heartbeat_at,
+                Call.connect_deadline,
                 Call.end_requested_at,
             )
             .where(

@@ -33,7 +33,9 @@ class CallCreate(BaseModel):
     def _phone_for_sip(self) -> CallCreate:
         if self.call_type is CallType.SIP:
             if not self.phone_number:
-                raise ValueError("phone_number is required for SIP calls (E.164, e.g. +14155550123)")
+                raise ValueError(
+                    "phone_number is required for SIP calls (E.164, e.g. +14155550123)"
+                )
             self.phone_number = normalize_e164(self.phone_number)
         elif self.phone_number is not None:
             self.phone_number = normalize_e164(self.phone_number)

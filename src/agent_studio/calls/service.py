@@ -1,4 +1,4 @@
-"""The calls service: start calls, read them, end them. The rules live here, SQL in the repository."""
+"""The calls service: start calls, read them, end them (rules here, SQL in the repository)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,12 @@ def duration_of(call: Call) -> int | None:
 
 class CallService:
     async def create(
-        self, session: AsyncSession, context: AppContext, body: CallCreate,
-        base_url: str, idempotency_key: str | None,
+        self,
+        session: AsyncSession,
+        context: AppContext,
+        body: CallCreate,
+        base_url: str,
+        idempotency_key: str | None,
     ) -> CallCreated:
         request_hash = _request_hash("workflow", body)
         if idempotency_key is not None:
@@ -71,15 +75,27 @@ class CallService:
         by_name = await agent_service.get_many_by_names(session, list(workflow.agents))
         agents = [by_name[name] for name in workflow.agents if name in by_name]
         return await self._start(
-            session, context, workflow=workflow, agents=agents, user_id=body.user_id,
-            call_type=body.call_type.value, phone_number=body.phone_number,
-            user_context=body.user_context, metadata=body.metadata, base_url=base_url,
-            idempotency_key=idempotency_key, request_hash=request_hash,
+            session,
+            context,
+            workflow=workflow,
+            agents=agents,
+            user_id=body.user_id,
+            call_type=body.call_type.value,
+            phone_number=body.phone_number,
+            user_context=body.user_context,
+            metadata=body.metadata,
+            base_url=base_url,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
 
     async def create_test(
-        self, session: AsyncSession, context: AppContext, body: TestAgentCallCreate,
-        base_url: str, idempotency_key: str | None,
+        self,
+        session: AsyncSession,
+        context: AppContext,
+        body: TestAgentCallCreate,
+        base_url: str,
+        idempotency_key: str | None,
     ) -> CallCreated:
         request_hash = _request_hash("test-agent", body)
         if idempotency_key is not None:
@@ -88,9 +104,17 @@ class CallService:
                 return replay
         agent = await agent_service.get_by_name(session, body.agent_name)
         return await self._start(
-            session, context, workflow=None, agents=[agent], user_id=body.user_id,
-            call_type="voip", phone_number=None, user_context=body.user_context,
-            metadata=body.metadata, base_url=base_url, idempotency_key=idempotency_key,
+            session,
+            context,
+            workflow=None,
+            agents=[agent],
+            user_id=body.user_id,
+            call_type="voip",
+            phone_number=None,
+            user_context=body.user_context,
+            metadata=body.metadata,
+            base_url=base_url,
+            idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
 
@@ -111,15 +135,28 @@ class CallService:
         if call.join_token_ciphertext is not None:
             token = context.secrets.decrypt(call.join_token_ciphertext, call.id.bytes)
         return CallCreated(
-            call_id=call.id, room_name=call.room_name, url=call.join_url, token=token,
+            call_id=call.id,
+            room_name=call.room_name,
+            url=call.join_url,
+            token=token,
             status=CallStatus(call.status),
         )
 
     async def _start(
-        self, session: AsyncSession, context: AppContext, *, workflow: Workflow | None,
-        agents: Sequence[Agent], user_id: str | None, call_type: str,
-        phone_number: str | None, user_context: dict[str, Any], metadata: dict[str, Any],
-        base_url: str, idempotency_key: str | None, request_hash: str,
+        self,
+        session: AsyncSession,
+        context: AppContext,
+        *,
+        workflow: Workflow | None,
+        agents: Sequence[Agent],
+        user_id: str | None,
+        call_type: str,
+        phone_number: str | None,
+        user_context: dict[str, Any],
+        metadata: dict[str, Any],
+        base_url: str,
+        idempotency_key: str | None,
+        request_hash: str,
     ) -> CallCreated:
         call_id = uuid.uuid4()
         render_context = template_context(call_id, phone_number, user_context, metadata)
@@ -171,9 +208,14 @@ class CallService:
             raise Unprocessable(f"{failure} (call {call_id} recorded as failed)")
 
         start = CallStart(
-            call_id=call_id, room_name=call.room_name, call_type=call_type,
-            direction=Direction.OUTBOUND.value, phone_number=phone_number, user_id=user_id,
-            base_url=base_url, connect_timeout_seconds=connect_timeout,
+            call_id=call_id,
+            room_name=call.room_name,
+            call_type=call_type,
+            direction=Direction.OUTBOUND.value,
+            phone_number=phone_number,
+            user_id=user_id,
+            base_url=base_url,
+            connect_timeout_seconds=connect_timeout,
             max_duration_seconds=int(settings.get("max_duration_seconds", 600)),
             metadata={"workflow_slug": call.workflow_slug},
         )
@@ -186,7 +228,10 @@ class CallService:
         await self._store_join(session, context, call, join)
         await context.calls_started(call_id)
         return CallCreated(
-            call_id=call_id, room_name=call.room_name, url=join.url, token=join.token,
+            call_id=call_id,
+            room_name=call.room_name,
+            url=join.url,
+            token=join.token,
             status=CallStatus.PENDING,
         )
 
@@ -207,10 +252,10 @@ class CallService:
     def metrics(self, call: Call) -> CallMetrics:
         return summarize(call.metrics_samples or {}, duration_of(call), call.agent_handoffs)
 
-    async def list(
+    async def search(
         self, session: AsyncSession, where: CallFilter, offset: int, limit: int
     ) -> tuple[Sequence[Call], int]:
-        return await call_repository.list(session, where, offset, limit)
+        return await call_repository.search(session, where, offset, limit)
 
     async def list_active(self, session: AsyncSession, limit: int) -> Sequence[Call]:
         return await call_repository.list_live(session, limit)
@@ -221,7 +266,9 @@ class CallService:
         entries = []
         for role, content, timestamp, agent_name, tool_call in rows:
             entry: dict[str, Any] = {
-                "role": role, "content": content, "timestamp": timestamp,
+                "role": role,
+                "content": content,
+                "timestamp": timestamp,
                 "agent_name": agent_name,
             }
             if tool_call is not None:

@@ -1,4 +1,4 @@
-"""A call's snapshot: its workflow and agents as of creation, templates rendered, providers resolved.
+"""A call's snapshot: workflow and agents as of creation, templates rendered, providers resolved.
 
 Shape (stored as JSON on the call, read by the runtime):
 
@@ -18,6 +18,7 @@ key id or an environment variable), never the key itself.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +43,9 @@ class SnapshotError(Exception):
 
 
 def template_context(
-    call_id: uuid.UUID, phone_number: str | None, user_context: dict[str, Any],
+    call_id: uuid.UUID,
+    phone_number: str | None,
+    user_context: dict[str, Any],
     metadata: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -62,13 +65,28 @@ def _render(agent: Agent, field: str, source: str | None, context: dict[str, Any
         raise SnapshotError(f"agent '{agent.name}' {field}: {exc}") from None
 
 
+class _Resolutions:
+    """Resolves each distinct (type, provider config) once per call: agents usually share them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def resolve(self, kind: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        key = (kind, json.dumps(config, sort_keys=True))
+        if key not in self.done:
+            resolved = await provider_key_service.resolve(self.session, kind, config)
+            self.done[key] = resolved.to_dict()
+        return dict(self.done[key])
+
+
 async def _agent_entry(
-    session: AsyncSession, agent: Agent, context: dict[str, Any]
+    resolutions: _Resolutions, agent: Agent, context: dict[str, Any]
 ) -> dict[str, Any]:
-    providers: dict[str, Any] = {}
-    for kind in ("stt", "llm", "tts"):
-        resolved = await provider_key_service.resolve(session, kind, getattr(agent, kind))
-        providers[kind] = resolved.to_dict()
+    providers = {
+        kind: await resolutions.resolve(kind, getattr(agent, kind))
+        for kind in ("stt", "llm", "tts")
+    }
     return {
         "name": agent.name,
         "description": agent.description,
@@ -87,12 +105,18 @@ async def build_snapshot(
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """Render and resolve everything a call needs. Raises SnapshotError or MissingProviderKey."""
-    entries = {agent.name: await _agent_entry(session, agent, context) for agent in agents}
+    resolutions = _Resolutions(session)
+    entries = {agent.name: await _agent_entry(resolutions, agent, context) for agent in agents}
     if workflow is None:
         (only,) = agents
         workflow_part: dict[str, Any] = {
-            "id": None, "slug": None, "name": only.name, "entry_agent": only.name,
-            "agents": [only.name], "handoffs": [], "settings": dict(DEFAULT_SETTINGS),
+            "id": None,
+            "slug": None,
+            "name": only.name,
+            "entry_agent": only.name,
+            "agents": [only.name],
+            "handoffs": [],
+            "settings": dict(DEFAULT_SETTINGS),
         }
     else:
         workflow_part = {

@@ -43,7 +43,9 @@ async def sweep_once(context: AppContext) -> int:
         if await context.lifecycle.end(call_id, reason, error) is not None:
             ended += 1
             await context.media.end_call(call_id, f"call-{call_id}")
-            await context.lifecycle.append_transcript(call_id, "system", f"Call ended ({reason.value})")
+            await context.lifecycle.append_transcript(
+                call_id, "system", f"Call ended ({reason.value})"
+            )
     return ended
 
 

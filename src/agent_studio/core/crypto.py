@@ -17,7 +17,7 @@ from agent_studio.config import Settings
 
 log = logging.getLogger(__name__)
 
-_SECRET_FILE = "secret.key"
+_SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 _NONCE_BYTES = 12
 _VERSION = b"\x01"
 

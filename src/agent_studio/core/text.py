@@ -59,4 +59,4 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json_object)]
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-"""Names and slugs: lowercase letters, digits and hyphens, 1-64 characters, starting with a letter."""
+"""Names and slugs: lowercase letters, digits, hyphens; 1-64 characters; a letter first."""

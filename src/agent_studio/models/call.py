@@ -20,6 +20,7 @@ class Call(IdMixin, TimestampMixin, Base):
         Index("ix_calls_workflow_created", "workflow_id", "created_at"),
         Index("ix_calls_user_created", "user_id", "created_at"),
         Index("ix_calls_started", "started_at"),
+        Index("ix_calls_status_started", "status", "started_at"),
     )
 
     workflow_id: Mapped[uuid.UUID | None] = mapped_column(

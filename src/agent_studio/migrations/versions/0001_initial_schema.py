@@ -127,6 +127,7 @@ def upgrade() -> None:
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.create_index('ix_calls_created', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_calls_started', ['started_at'], unique=False)
+        batch_op.create_index('ix_calls_status_started', ['status', 'started_at'], unique=False)
         batch_op.create_index('ix_calls_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index('ix_calls_user_created', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('ix_calls_workflow_created', ['workflow_id', 'created_at'], unique=False)
@@ -168,6 +169,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_calls_workflow_created')
         batch_op.drop_index('ix_calls_user_created')
         batch_op.drop_index('ix_calls_status_created')
+        batch_op.drop_index('ix_calls_status_started')
         batch_op.drop_index('ix_calls_started')
         batch_op.drop_index('ix_calls_created')
 

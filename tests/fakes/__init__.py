@@ -1,0 +1,1 @@
+"""Test doubles for the services at the network edge (LiveKit, model providers, ...)."""

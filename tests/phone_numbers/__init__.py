@@ -1,0 +1,1 @@
+"""Tests of phone numbers and inbound routing."""

@@ -1,0 +1,1 @@
+"""Tests of provider keys, the provider catalog and key resolution."""
