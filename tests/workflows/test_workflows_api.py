@@ -224,3 +224,19 @@ async def test_every_endpoint_needs_a_key(anon_client: httpx.AsyncClient) -> Non
         response = await anon_client.request(method, url, json=body)
         assert response.status_code == 401, (method, url)
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_delete_of_a_workflow_a_phone_number_routes_to_is_409(
+    client: httpx.AsyncClient, team: list[str]
+) -> None:
+    await client.post(
+        "/api/v1/workflows", json={"slug": "inbound", "entry_agent": team[0], "agents": team}
+    )
+    number = await client.post(
+        "/api/v1/phone-numbers", json={"number": "+14155550123", "workflow_slug": "inbound"}
+    )
+    assert number.status_code == 201, number.text
+    refused = await client.delete("/api/v1/workflows/inbound")
+    assert refused.status_code == 409 and "phone number" in refused.json()["detail"]
+    await client.delete(f"/api/v1/phone-numbers/{number.json()['id']}")
+    assert (await client.delete("/api/v1/workflows/inbound")).status_code == 204

@@ -32,6 +32,10 @@ class PhoneNumberRepository:
         statement = select(PhoneNumber).where(PhoneNumber.number == number)
         return (await self.session.scalars(statement)).first()
 
+    async def numbers_routed_to(self, slug: str) -> Sequence[str]:
+        statement = select(PhoneNumber.number).where(PhoneNumber.workflow_slug == slug)
+        return (await self.session.scalars(statement.order_by(PhoneNumber.number))).all()
+
     async def workflow_exists(self, slug: str) -> bool:
         # A read of the workflows table, not of the workflows domain: routing needs only the slug.
         statement = select(Workflow.id).where(Workflow.slug == slug).limit(1)

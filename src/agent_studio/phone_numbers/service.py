@@ -22,6 +22,10 @@ _DUPLICATE = "this phone number is already registered"
 
 
 class PhoneNumberService:
+    async def numbers_routed_to(self, session: AsyncSession, workflow_slug: str) -> Sequence[str]:
+        """The numbers whose inbound calls run this workflow."""
+        return await PhoneNumberRepository(session).numbers_routed_to(workflow_slug)
+
     async def list_page(
         self, session: AsyncSession, params: PageParams
     ) -> tuple[Sequence[PhoneNumber], int]:

@@ -10,6 +10,7 @@ from agent_studio.core.errors import Conflict, NotFound, Unprocessable, field_er
 from agent_studio.core.pagination import PageParams
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Workflow
+from agent_studio.phone_numbers.service import phone_number_service
 from agent_studio.workflows.repository import WorkflowRepository
 from agent_studio.workflows.schemas import (
     Handoff,
@@ -96,6 +97,12 @@ class WorkflowService:
 
     async def delete(self, session: AsyncSession, slug: str) -> None:
         workflow = await self.get_by_slug(session, slug)
+        routed = await phone_number_service.numbers_routed_to(session, slug)
+        if routed:
+            raise Conflict(
+                f"workflow '{slug}' answers inbound calls to {len(routed)} phone number(s); "
+                "route them elsewhere or delete them first"
+            )
         await self.repository.delete(session, workflow)
 
     async def _checked_members(
