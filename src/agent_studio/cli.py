@@ -46,9 +46,12 @@ def serve(
     from agent_studio.app import create_app
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                proxy_headers=True)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=True
+    )
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 
@@ -22,10 +23,8 @@ class ApiKeyRepository:
 
     async def find(self, session: AsyncSession, id_or_prefix: str) -> Sequence[ApiKey]:
         conditions = [ApiKey.prefix == id_or_prefix, ApiKey.name == id_or_prefix]
-        try:
+        with contextlib.suppress(ValueError):
             conditions.append(ApiKey.id == uuid.UUID(id_or_prefix))
-        except ValueError:
-            pass
         rows = await session.execute(select(ApiKey).where(or_(*conditions)))
         return rows.scalars().all()
 
