@@ -20,6 +20,7 @@ from agent_studio.config import Settings
 from tests.conftest import TEST_API_KEY
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -103,6 +104,8 @@ def test_no_input_yields_a_500_or_breaks_the_schema(server: str, tmp_path: Path)
         timeout=600,
         check=False,
         cwd=tmp_path,
+        # Teaches schemathesis to send the WHIP endpoint's `application/sdp` bodies.
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PYTHONPATH": str(ROOT)},
     )
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary

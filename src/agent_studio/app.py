@@ -18,8 +18,9 @@ from agent_studio.calls.sweeper import run_sweeper
 from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.auth import require_api_key
-from agent_studio.core.errors import install_error_handlers
+from agent_studio.core.error_handlers import install_error_handlers
 from agent_studio.core.migrate import upgrade_to_head
+from agent_studio.media.embedded.webrtc import webrtc_router
 from agent_studio.phone_numbers.endpoints import router as phone_numbers_router
 from agent_studio.provider_keys.endpoints import providers_router
 from agent_studio.provider_keys.endpoints import router as provider_keys_router
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = AppContext.create(settings)
         await upgrade_to_head(context.db.engine)
         app.state.context = context
+        await context.start()
         sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
         try:
             yield
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         api.include_router(router, dependencies=[_auth])
     app.include_router(api)
+    app.include_router(webrtc_router)
 
     @app.get("/healthz", include_in_schema=True, tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `agent-studio` command: serve, migrate, api-keys."""
+"""The `agent-studio` command: serve, worker, migrate, api-keys."""
 
 from __future__ import annotations
 
@@ -52,6 +52,18 @@ def serve(
     uvicorn.run(
         create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=True
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run a LiveKit agent worker: it takes the calls LiveKit dispatches and runs their agents.
+
+    Configured by the usual settings (LIVEKIT_*, AGENT_STUDIO_DATABASE_URL, ...) and
+    AGENT_STUDIO_WORKER_* (see docs/worker.md).
+    """
+    from agent_studio.worker.server import run_worker
+
+    raise typer.Exit(code=run_worker())
 
 
 @app.command()

@@ -66,10 +66,21 @@ class Settings(BaseSettings):
     rtp_ports: str = "10000-20000"
     sip_allowed_sources: str = ""
     sip_public_address: str | None = None
+    # The embedded SIP user agent runs when this is true, or (unset) when a trunk is configured.
+    sip_enabled: bool | None = None
+
+    @property
+    def sip_listener_enabled(self) -> bool:
+        if self.media is not MediaMode.EMBEDDED:
+            return False
+        return self.sip_enabled if self.sip_enabled is not None else bool(self.sip_trunk_uri)
 
     # Embedded WebRTC.
     ice_servers: str = ""
     ice_hosts: str = ""
+    ice_allowed_peers: str = ""
+    ice_public_address: str | None = None
+    media_timeout_seconds: float = 20.0
 
     @field_validator("livekit_url")
     @classmethod

@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 
 from agent_studio.calls.control import RunningCalls
 from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.states import EndReason
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox, load_master_key
 from agent_studio.core.db import Database
+from agent_studio.hosting import CallHost
 from agent_studio.media.base import MediaBackend
+from agent_studio.media.embedded import EmbeddedBackend
+from agent_studio.media.embedded.telephony import Telephony
+from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession, options_from_settings
 from agent_studio.media.factory import create_media_backend
+from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
 
 CallStartedHook = Callable[[uuid.UUID], Awaitable[None]]
 
@@ -24,26 +30,82 @@ class AppContext:
     secrets: SecretBox
     media: MediaBackend
     lifecycle: CallLifecycle
-    running_calls: RunningCalls = field(default_factory=RunningCalls)
-    # Called after a call is set up on its transport; the embedded runtime hooks in here.
+    running_calls: RunningCalls
+    host: CallHost
+    """Runs call sessions in this process (embedded mode)."""
+    telephony: Telephony | None = None
+    """The embedded SIP user agent, when enabled (see `Settings.sip_listener_enabled`)."""
+    webrtc: WebRTCCalls | None = None
+    """The embedded WebRTC endpoint's live peers (embedded mode)."""
+    # Called after a call is set up on its transport.
     call_started_hooks: list[CallStartedHook] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
         secrets = SecretBox(load_master_key(settings))
         db = Database(settings)
-        return cls(
+        lifecycle = CallLifecycle(db)
+        running = RunningCalls()
+        host = CallHost(db, secrets, lifecycle, running)
+        context = cls(
             settings=settings,
             db=db,
             secrets=secrets,
             media=create_media_backend(settings, secrets),
-            lifecycle=CallLifecycle(db),
+            lifecycle=lifecycle,
+            running_calls=running,
+            host=host,
         )
+        if settings.sip_listener_enabled:
+            context.telephony = Telephony(settings, lifecycle, host, context.route_inbound)
+            context.media = create_media_backend(settings, secrets, context.telephony)
+        if isinstance(context.media, EmbeddedBackend):
+            context.webrtc = WebRTCCalls(
+                options_from_settings(settings), context.media.tokens, lifecycle, running
+            )
+            context.webrtc.on_active.append(context._run_webrtc_call)
+            context.media.webrtc = context.webrtc
+        return context
+
+    async def _run_webrtc_call(self, session: WebRTCSession) -> None:
+        """A browser's audio is flowing: run the call's session on it."""
+        caller = TransportAudioInput(sample_rate=16000, label="webrtc")
+        agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
+        session.attach(sink=caller.push_frame, source=agent)
+
+        async def close_peer(_: EndReason) -> None:
+            caller.close()
+            await session.close()
+
+        # The peer already marked the call active when the first audio arrived.
+        runner = await self.host.run(
+            session.call_id,
+            audio_input=caller,
+            audio_output=agent,
+            activation="external",
+            on_end=close_peer,
+        )
+        session.attach(end_call=runner.end)
+
+    async def route_inbound(self, caller: str, called: str) -> uuid.UUID | int:
+        from agent_studio.calls.service import call_service
+
+        async with self.db.session() as session:
+            return await call_service.create_inbound(session, caller, called)
+
+    async def start(self) -> None:
+        if self.telephony is not None:
+            await self.telephony.start()
 
     async def calls_started(self, call_id: uuid.UUID) -> None:
         for hook in self.call_started_hooks:
             await hook(call_id)
 
     async def aclose(self) -> None:
+        if self.webrtc is not None:
+            await self.webrtc.aclose()
+        if self.telephony is not None:
+            await self.telephony.stop()
+        await self.host.aclose()
         await self.media.aclose()
         await self.db.dispose()

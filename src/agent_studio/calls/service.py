@@ -7,7 +7,6 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_studio.agents.service import agent_service
 from agent_studio.calls.metrics import summarize
+from agent_studio.calls.records import CallParty, new_call
 from agent_studio.calls.repository import CallFilter, call_repository
 from agent_studio.calls.schemas import (
     CallCreate,
@@ -23,8 +23,14 @@ from agent_studio.calls.schemas import (
     CallMetrics,
     TestAgentCallCreate,
 )
-from agent_studio.calls.snapshot import SnapshotError, build_snapshot, template_context
-from agent_studio.calls.states import LIVE, NOT_STARTED, CallStatus, Direction, EndReason
+from agent_studio.calls.states import (
+    LIVE,
+    NOT_STARTED,
+    CallStatus,
+    CallType,
+    Direction,
+    EndReason,
+)
 from agent_studio.core.errors import (
     BadGateway,
     Conflict,
@@ -32,10 +38,11 @@ from agent_studio.core.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
+from agent_studio.core.phone import normalize_e164
 from agent_studio.core.timeutil import utcnow
 from agent_studio.media.base import CallJoin, CallStart, MediaError
 from agent_studio.models import Agent, Call, Workflow
-from agent_studio.provider_keys.service import MissingProviderKey
+from agent_studio.phone_numbers.service import phone_number_service
 from agent_studio.workflows.service import workflow_service
 
 if TYPE_CHECKING:
@@ -158,40 +165,20 @@ class CallService:
         idempotency_key: str | None,
         request_hash: str,
     ) -> CallCreated:
-        call_id = uuid.uuid4()
-        render_context = template_context(call_id, phone_number, user_context, metadata)
-        failure: str | None = None
-        try:
-            snapshot = await build_snapshot(session, workflow, agents, render_context)
-        except SnapshotError as exc:
-            raise Unprocessable(str(exc)) from None
-        except MissingProviderKey as exc:
-            snapshot, failure = {}, str(exc)
-        settings = snapshot.get("workflow", {}).get("settings", {})
-        connect_timeout = int(settings.get("connect_timeout_seconds", 30))
-        now = utcnow()
-        call = Call(
-            id=call_id,
-            workflow_id=workflow.id if workflow else None,
-            workflow_slug=workflow.slug if workflow else None,
-            user_id=user_id,
-            status=CallStatus.PENDING.value,
-            direction=Direction.OUTBOUND.value,
-            call_type=call_type,
-            phone_number=phone_number,
-            room_name=f"call-{call_id}",
-            user_context=user_context,
-            metadata_=metadata,
-            snapshot=snapshot,
-            connect_deadline=now + timedelta(seconds=connect_timeout),
+        party = CallParty(
+            Direction.OUTBOUND.value, call_type, phone_number, user_id, user_context, metadata
+        )
+        call, failure = await new_call(
+            session,
+            workflow,
+            agents,
+            party,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            created_at=now,
-            updated_at=now,
         )
-        if failure is not None:
-            call.status, call.end_reason = CallStatus.FAILED.value, EndReason.PROVIDER_ERROR.value
-            call.error, call.ended_at = failure, now
+        call_id = call.id
+        settings = (call.snapshot or {}).get("workflow", {}).get("settings", {})
+        connect_timeout = int(settings.get("connect_timeout_seconds", 30))
         session.add(call)
         try:
             # Commit before talking to the media backend: no transaction spans network I/O.
@@ -234,6 +221,31 @@ class CallService:
             token=join.token,
             status=CallStatus.PENDING,
         )
+
+    async def create_inbound(
+        self, session: AsyncSession, caller: str, called: str
+    ) -> uuid.UUID | int:
+        """A call arriving at a routed number: the new call's id, or the SIP status to refuse
+        it with (404: the number is not routed; 503: the workflow cannot run now)."""
+        route = await phone_number_service.find_by_number(session, called)
+        if route is None:
+            return 404
+        try:
+            workflow = await workflow_service.get_by_slug(session, route.workflow_slug)
+        except NotFound:
+            return 404
+        by_name = await agent_service.get_many_by_names(session, list(workflow.agents))
+        agents = [by_name[name] for name in workflow.agents if name in by_name]
+        party = CallParty(
+            Direction.INBOUND.value, CallType.SIP.value, _caller_number(caller), None, {}, {}
+        )
+        call, failure = await new_call(session, workflow, agents, party)
+        session.add(call)
+        await session.flush()
+        if failure is not None:
+            log.warning("inbound call refused: its workflow has a provider without a key")
+            return 503
+        return call.id
 
     async def _store_join(
         self, session: AsyncSession, context: AppContext, call: Call, join: CallJoin
@@ -299,6 +311,15 @@ class CallService:
             await context.media.end_call(call_id, call.room_name)
         await session.refresh(call)
         return call
+
+
+def _caller_number(caller: str) -> str | None:
+    """The caller's number in E.164 when it is one; caller ids like `anonymous` are kept as is."""
+    candidate = caller if caller.startswith("+") else f"+{caller}"
+    try:
+        return normalize_e164(candidate)
+    except ValueError:
+        return caller[:16] or None
 
 
 call_service = CallService()

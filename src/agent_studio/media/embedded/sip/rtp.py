@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
+import numpy as np
+
 from agent_studio.media.embedded.sip import g711
 from agent_studio.media.embedded.sip.dtmf import DtmfReceiver
 from agent_studio.media.embedded.sip.jitter import FRAME_BYTES, FRAME_SAMPLES, JitterBuffer
@@ -19,6 +21,7 @@ from agent_studio.media.embedded.sip.sdp import PCMA, PCMU, AudioParams
 log = logging.getLogger(__name__)
 
 PTIME = 0.020
+VOICED_PEAK = 300  # a frame whose peak passes this carried sound, not silence or hiss
 _MAX_CATCH_UP = 5  # packets sent in one go after a stall; beyond that the clock skips ahead
 _STATIC_CODECS = {PCMU: "PCMU", PCMA: "PCMA"}
 
@@ -53,6 +56,7 @@ class SendStats:
     """How punctually packets left: lateness is measured against the ideal 20 ms grid."""
 
     packets: int = 0
+    voiced: int = 0  # packets that carried sound (not silence): the agent was heard
     late_20ms: int = 0
     max_late: float = 0.0
     first_packet_at: float | None = None
@@ -179,6 +183,8 @@ class RtpSession(asyncio.DatagramProtocol):
             self._timestamp += FRAME_SAMPLES
             return
         payload = g711.encode(params.codec, frame)
+        if frame and int(np.abs(np.frombuffer(frame, dtype="<i2")).max()) > VOICED_PEAK:
+            self.stats.voiced += 1
         packet = build_rtp(
             params.payload_type, self._seq, self._timestamp, self._ssrc, payload, self._marker
         )

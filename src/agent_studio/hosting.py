@@ -1,0 +1,92 @@
+"""Runs call sessions inside this process (the embedded mode): one CallRunner per live call.
+
+The embedded transports (WebRTC, SIP) hand a call's audio adapters to `CallHost.run`; the host
+builds the runtime's dependencies once (provider-key lookup, webhook secret, a shared HTTP
+session), owns every runner's task, and ends them all at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+
+from agent_studio.calls.control import RunningCalls
+from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.core.crypto import SecretBox
+from agent_studio.core.db import Database
+from agent_studio.runtime import (
+    WEBHOOK_SECRET_PURPOSE,
+    Activation,
+    CallRunner,
+    EndHook,
+    RuntimeDeps,
+    database_key_lookup,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CallHost:
+    def __init__(
+        self, db: Database, secrets: SecretBox, lifecycle: CallLifecycle, running: RunningCalls
+    ) -> None:
+        self._db = db
+        self._secrets = secrets
+        self._lifecycle = lifecycle
+        self._running = running
+        self._http: aiohttp.ClientSession | None = None
+        self._deps: RuntimeDeps | None = None
+        self._runners: dict[uuid.UUID, tuple[CallRunner, asyncio.Task[Any]]] = {}
+
+    def deps(self) -> RuntimeDeps:
+        if self._deps is None:
+            self._http = aiohttp.ClientSession()
+            self._deps = RuntimeDeps(
+                lifecycle=self._lifecycle,
+                key_lookup=database_key_lookup(self._db, self._secrets),
+                webhook_secret=self._secrets.derive(WEBHOOK_SECRET_PURPOSE),
+                running_calls=self._running,
+                http_session=self._http,
+            )
+        return self._deps
+
+    def runner(self, call_id: uuid.UUID) -> CallRunner | None:
+        entry = self._runners.get(call_id)
+        return entry[0] if entry else None
+
+    def __len__(self) -> int:
+        return len(self._runners)
+
+    async def run(
+        self,
+        call_id: uuid.UUID,
+        *,
+        audio_input: Any,
+        audio_output: Any,
+        activation: Activation = "now",
+        on_end: EndHook | None = None,
+    ) -> CallRunner:
+        """Start the call's session on these audio adapters; it runs until the call ends."""
+        runner = CallRunner(
+            call_id,
+            self.deps(),
+            audio_input=audio_input,
+            audio_output=audio_output,
+            activation=activation,
+            on_end=on_end,
+        )
+        await runner.start()
+        task = asyncio.create_task(runner.wait(), name=f"call-{call_id}")
+        self._runners[call_id] = (runner, task)
+        task.add_done_callback(lambda _: self._runners.pop(call_id, None))
+        return runner
+
+    async def aclose(self) -> None:
+        runners = [runner for runner, _ in self._runners.values()]
+        await asyncio.gather(*(r.aclose() for r in runners), return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()

@@ -1,0 +1,295 @@
+"""One call's WebRTC peer: its RTCPeerConnection, audio both ways, and the call status it drives.
+
+Status follows the media: the first decoded audio frame from the caller makes the call
+`active` (then the `on_active` hooks run, where the runtime attaches its audio); the caller
+closing the connection ends it `user_hangup`; ICE/DTLS failure, or no audio for
+`media_timeout_seconds`, ends it `media_lost`. Every task here belongs to the session and is
+cancelled when it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
+from av import AudioFrame
+
+from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.states import EndReason
+from agent_studio.media.embedded.webrtc.audio import (
+    AudioSink,
+    AudioSource,
+    FrameConverter,
+    Silence,
+    SourceTrack,
+    deliver,
+    discard,
+)
+from agent_studio.media.embedded.webrtc.ice import IcePolicy
+
+log = logging.getLogger(__name__)
+
+ActiveHook = Callable[["WebRTCSession"], Awaitable[None]]
+CallEnder = Callable[[EndReason, str | None], Awaitable[object]]
+"""How an attached runtime ends the call (it records the end, then closes the peer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebRTCOptions:
+    ice: IcePolicy
+    media_timeout_seconds: float = 20.0
+
+
+class BadOffer(Exception):
+    """The SDP offer cannot be answered; the message is safe to show the client."""
+
+
+class NoCandidates(Exception):
+    """The server could not bind any address to offer: a configuration problem, not the caller's."""
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _check_offer(offer: str) -> None:
+    try:
+        description = SessionDescription.parse(offer)
+    except Exception:
+        raise BadOffer("the body is not an SDP offer") from None
+    audio = [m for m in description.media if m.kind == "audio"]
+    if not audio:
+        raise BadOffer("the offer has no audio section")
+    if audio[0].direction not in (None, "sendrecv", "sendonly"):
+        raise BadOffer("the offer must send audio (sendrecv)")
+
+
+class WebRTCSession:
+    """The peer of one call. Created by `WebRTCCalls.join`; ended by `end` or `close`."""
+
+    def __init__(
+        self,
+        call_id: uuid.UUID,
+        token: str,
+        options: WebRTCOptions,
+        lifecycle: CallLifecycle,
+        entry_agent: str | None,
+        on_active: Sequence[ActiveHook],
+        on_closed: Callable[[WebRTCSession], None],
+    ) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.call_id = call_id
+        self._token_digest = _digest(token)
+        self.active = False
+        self.sink: AudioSink = discard
+        self.outgoing = SourceTrack(Silence())
+        self.pc = RTCPeerConnection(options.ice.configuration())
+        self._options = options
+        self._lifecycle = lifecycle
+        self._entry_agent = entry_agent
+        self._on_active = on_active
+        self._on_closed = on_closed
+        self._end_call: CallEnder | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._receiving = False
+        self._heard = False
+        self._last_audio = 0.0
+        self._ending = False
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    def opened_with(self, token: str | None) -> bool:
+        """Whether `token` is the one that joined (expired since or not: it opened the session)."""
+        return token is not None and hmac.compare_digest(_digest(token), self._token_digest)
+
+    def attach(
+        self,
+        sink: AudioSink | None = None,
+        source: AudioSource | None = None,
+        end_call: CallEnder | None = None,
+    ) -> None:
+        """Connect the runtime: `sink` gets the caller's audio, `source` feeds the reply, and
+        endings the media sees (hang-up, lost media) go to `end_call(reason, error)`."""
+        if sink is not None:
+            self.sink = sink
+        if source is not None:
+            self.outgoing.source = source
+        if end_call is not None:
+            self._end_call = end_call
+
+    async def negotiate(self, offer: str) -> str:
+        """Answer the caller's offer (its candidates gathered, no trickle). Raises BadOffer."""
+        _check_offer(offer)
+        pc, ice = self.pc, self._options.ice
+        transceiver = pc.addTransceiver(self.outgoing, direction="sendrecv")
+        opus = [
+            codec
+            for codec in RTCRtpSender.getCapabilities("audio").codecs
+            if codec.mimeType.lower() == "audio/opus"
+        ]
+        transceiver.setCodecPreferences(opus)
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        try:
+            await pc.setRemoteDescription(
+                RTCSessionDescription(sdp=ice.filter_offer(offer), type="offer")
+            )
+        except Exception as exc:
+            log.info("rejected an SDP offer: %s", type(exc).__name__)
+            raise BadOffer("the SDP offer cannot be answered (Opus audio is required)") from None
+        for other in pc.getTransceivers():
+            if other is not transceiver:
+                other.direction = "inactive"  # one audio stream; no video is decoded
+        ice.prepare(pc)
+        try:
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            # The offer passed aiortc's checks but still could not be answered: keep the trace.
+            log.warning("answering an accepted SDP offer failed", exc_info=True)
+            raise BadOffer("the SDP offer cannot be answered") from None
+        if "a=candidate:" not in pc.localDescription.sdp:
+            log.error("no ICE candidate could be gathered; check AGENT_STUDIO_ICE_HOSTS")
+            raise NoCandidates("the server has no address to offer (see its log)")
+        return pc.localDescription.sdp
+
+    def start(self) -> None:
+        """The call admitted this peer: watch its media from now on."""
+        self._last_audio = asyncio.get_running_loop().time()
+        self._spawn(self._watch_media(), "webrtc-media-watch")
+
+    async def end(self, reason: EndReason, error: str | None = None) -> None:
+        """End the call for `reason` and close the peer (idempotent).
+
+        With a runtime attached, the runtime ends the call (and records it); otherwise the
+        end is recorded here."""
+        if self._ending:
+            await self._await_close()
+            return
+        self._ending = True
+        try:
+            if self._end_call is not None:
+                await self._end_call(reason, error)
+            elif await self._lifecycle.end(self.call_id, reason, error) is not None:
+                await self._lifecycle.append_transcript(
+                    self.call_id, "system", f"Call ended ({reason.value})"
+                )
+        except Exception:
+            log.exception("ending a WebRTC call failed")
+            with contextlib.suppress(Exception):
+                await self._lifecycle.end(self.call_id, reason, error)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the peer without touching the call's status (idempotent)."""
+        if self._closing:
+            await self._await_close()
+            return
+        self._closing = True
+        current = asyncio.current_task()
+        others = [task for task in self._tasks if task is not current]
+        for task in others:
+            task.cancel()
+        self.outgoing.stop()
+        try:
+            await self.pc.close()
+        except Exception:
+            log.exception("closing a WebRTC peer connection failed")
+        await asyncio.gather(*others, return_exceptions=True)
+        self._on_closed(self)
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def _await_close(self) -> None:
+        # The closing task waits for the session's own tasks: one of them must not wait for it.
+        if asyncio.current_task() not in self._tasks:
+            await self._closed.wait()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a WebRTC session task failed", exc_info=task.exception())
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and not self._receiving and not self._closing:
+            self._receiving = True
+            self._spawn(self._receive(track), "webrtc-receive")
+
+    def _on_connection_state(self) -> None:
+        if self._closing:
+            return
+        state = self.pc.connectionState
+        if state == "failed":
+            log.info("webrtc connection failed")
+            self._spawn(
+                self.end(EndReason.MEDIA_LOST, "the WebRTC connection failed"), "webrtc-end"
+            )
+        elif state == "closed":
+            log.info("webrtc peer closed the connection")
+            self._spawn(self.end(EndReason.USER_HANGUP), "webrtc-end")
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        converter = FrameConverter()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, AudioFrame):
+                continue
+            self._last_audio = loop.time()
+            if not self._heard and not self._ending:
+                self._heard = True
+                self._spawn(self._activate(), "webrtc-activate")
+            try:
+                await deliver(self.sink, converter.convert(frame))
+            except Exception:
+                log.exception("the audio sink of a WebRTC call failed")
+                await self.end(EndReason.INTERNAL_ERROR, "the call's audio input failed")
+                return
+
+    async def _activate(self) -> None:
+        if not await self._lifecycle.mark_active(self.call_id, self._entry_agent):
+            return
+        self.active = True
+        log.info("webrtc call active")
+        for hook in self._on_active:
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("a WebRTC call's on_active hook failed")
+                await self.end(EndReason.INTERNAL_ERROR, "the call's runtime failed to start")
+                return
+
+    async def _watch_media(self) -> None:
+        timeout = self._options.media_timeout_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            if loop.time() - self._last_audio > timeout:
+                log.info("webrtc call lost its media")
+                await self.end(EndReason.MEDIA_LOST, f"no audio from the caller for {timeout:g} s")
+                return

@@ -1,0 +1,31 @@
+"""The voice runtime: runs a call's workflow as a livekit-agents session and records it.
+
+Public entry points for the transports and the worker: `CallRunner`, `run_call`,
+`RuntimeDeps`, `RuntimeOptions`, `database_key_lookup`. This package never imports FastAPI.
+"""
+
+from agent_studio.runtime.options import (
+    WEBHOOK_SECRET_PURPOSE,
+    Activation,
+    EndHook,
+    RuntimeDeps,
+    RuntimeOptions,
+)
+from agent_studio.runtime.providers import KeyLookup, ProviderError, database_key_lookup
+from agent_studio.runtime.session import CallRunner, run_call
+from agent_studio.runtime.spec import CallSpec, CallSpecError
+
+__all__ = [
+    "WEBHOOK_SECRET_PURPOSE",
+    "Activation",
+    "CallRunner",
+    "CallSpec",
+    "CallSpecError",
+    "EndHook",
+    "KeyLookup",
+    "ProviderError",
+    "RuntimeDeps",
+    "RuntimeOptions",
+    "database_key_lookup",
+    "run_call",
+]

@@ -1,0 +1,105 @@
+"""The livekit AgentSession a call runs on: offline turn taking and the provider retry policy.
+
+Turn taking runs on this machine: silero VAD (its model ships in the wheel) and, by default,
+livekit's local end-of-turn model (`v1-mini`, no network). Both are loaded once per process and
+shared by every call (each call gets its own stream state). Text-mode calls use neither: their
+turns are the text messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from livekit.agents import AgentSession, APIConnectOptions
+from livekit.agents.voice.agent_session import SessionConnectOptions
+
+from agent_studio.runtime.options import RuntimeOptions
+
+log = logging.getLogger(__name__)
+
+GOODBYE = (
+    "The call is ending now. Say one short, polite goodbye sentence in the conversation's "
+    "language, and nothing else."
+)
+_lock = threading.Lock()
+_vad: Any = None
+_turn_detector: Any = None
+
+
+def load_vad() -> Any:
+    """The process-wide silero VAD (about 50 ms to load the first time)."""
+    global _vad
+    with _lock:
+        if _vad is None:
+            from livekit.plugins import silero
+
+            _vad = silero.VAD.load()
+        return _vad
+
+
+def _model_turn_detector() -> Any:
+    """livekit's end-of-turn model, local `v1-mini` version (about 250 MiB once per process)."""
+    global _turn_detector
+    with _lock:
+        if _turn_detector is None:
+            from livekit.agents import inference
+
+            _turn_detector = inference.TurnDetector(version="v1-mini")
+        return _turn_detector
+
+
+def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
+    """AgentSession `turn_handling` for a voice or a text-mode call."""
+    if not voice:
+        return {"turn_detection": "manual", "preemptive_generation": {"enabled": False}}
+    mode: Any = _model_turn_detector() if options.turn_detection == "model" else "vad"
+    return {
+        "turn_detection": mode,
+        "endpointing": {
+            "min_delay": options.min_endpointing_delay,
+            "max_delay": options.max_endpointing_delay,
+        },
+        "interruption": {"enabled": True},
+    }
+
+
+def new_agent_session(*, voice: bool, vad: Any, options: RuntimeOptions) -> AgentSession[Any]:
+    provider = APIConnectOptions(
+        max_retry=options.provider_max_retry,
+        retry_interval=options.provider_retry_interval,
+        timeout=options.provider_timeout,
+    )
+    return AgentSession(
+        vad=(vad or load_vad()) if voice else None,
+        turn_handling=turn_handling(voice, options),  # type: ignore[arg-type]
+        user_away_timeout=None,
+        session_close_transcript_timeout=options.close_transcript_timeout,
+        conn_options=SessionConnectOptions(
+            stt_conn_options=provider,
+            llm_conn_options=provider,
+            tts_conn_options=provider,
+            max_unrecoverable_errors=options.max_provider_errors,
+        ),
+    )
+
+
+async def say_goodbye(session: AgentSession[Any], seconds: float) -> None:
+    """Cut what the agent is saying, and have it say a short goodbye (within `seconds`)."""
+    try:
+        with contextlib.suppress(RuntimeError):  # nothing to interrupt, or uninterruptible
+            await asyncio.wait_for(session.interrupt(), 1.0)
+        handle = session.generate_reply(instructions=GOODBYE, tool_choice="none")
+        await asyncio.wait_for(handle.wait_for_playout(), seconds)
+    except Exception:
+        log.warning("goodbye was not said before hanging up")
+
+
+async def close_session(session: AgentSession[Any], seconds: float) -> None:
+    try:
+        await asyncio.wait_for(session.aclose(), seconds)
+    except Exception:
+        log.exception("session did not close cleanly")

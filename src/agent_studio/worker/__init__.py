@@ -1,0 +1,1 @@
+"""The distributed-mode worker (`agent-studio worker`): runs dispatched calls on LiveKit rooms."""

@@ -1,0 +1,119 @@
+"""The runtime's own audio adapters plug into a WebRTC call, and its ending path is used.
+
+`RunnerStandIn` does what `CallRunner` does with a transport, without models: it hands the
+call's audio to `TransportAudioInput` / `TransportAudioOutput`, and ends a call by closing the
+peer (its `on_end` hook) before recording the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import pytest
+from livekit import rtc
+
+from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.states import EndReason
+from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession
+from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
+from tests.fixtures.whip_client import WhipCaller, dominant_frequency, rms
+from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
+from tests.media.webrtc.conftest import CALLER_TONE_HZ
+
+REPLY_HZ = 880.0
+
+
+@dataclass
+class RunnerStandIn:
+    lifecycle: CallLifecycle
+    inputs: dict[uuid.UUID, TransportAudioInput] = field(default_factory=dict)
+    outputs: dict[uuid.UUID, TransportAudioOutput] = field(default_factory=dict)
+    ended: dict[uuid.UUID, EndReason] = field(default_factory=dict)
+
+    async def start(self, session: WebRTCSession) -> None:
+        caller = TransportAudioInput(sample_rate=16000, label="webrtc")
+        agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
+
+        async def end_call(reason: EndReason, error: str | None) -> None:
+            self.ended[session.call_id] = reason
+            caller.close()
+            await session.close()  # CallRunner's on_end hook: tear the media down first
+            await self.lifecycle.end(session.call_id, reason, error)  # then the recorder
+
+        session.attach(sink=caller.push_frame, source=agent, end_call=end_call)
+        self.inputs[session.call_id] = caller
+        self.outputs[session.call_id] = agent
+
+
+@pytest.fixture
+def runner(webrtc: WebRTCCalls, app: object) -> RunnerStandIn:
+    stand_in = RunnerStandIn(app.state.context.lifecycle)  # type: ignore[attr-defined]
+    webrtc.on_active[:] = [stand_in.start]  # in place of the app's own runtime hook
+    return stand_in
+
+
+async def speak(agent: TransportAudioOutput, seconds: float) -> None:
+    """What the session's TTS does: capture 24 kHz frames, then flush."""
+    rate = 24000
+    t = np.arange(int(rate * seconds)) / rate
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * REPLY_HZ * t)).astype("<i2")
+    for chunk in np.array_split(pcm, int(seconds * 50)):
+        await agent.capture_frame(rtc.AudioFrame(chunk.tobytes(), rate, 1, len(chunk)))
+    agent.flush()
+
+
+async def test_the_runtime_hears_the_caller_and_the_caller_hears_the_runtime(
+    live_client: httpx.AsyncClient, runner: RunnerStandIn, caller: WhipCaller
+) -> None:
+    call = await new_call(live_client)
+    await caller.join(live_client, call["url"], call["token"])
+    await wait_for(live_client, call["call_id"], "active")
+    call_id = uuid.UUID(call["call_id"])
+
+    frames: list[rtc.AudioFrame] = []
+    async with asyncio.timeout(5):
+        async for frame in runner.inputs[call_id]:
+            frames.append(frame)
+            if len(frames) >= 50:
+                break
+    assert {(f.sample_rate, f.num_channels) for f in frames} == {(16000, 1)}
+    heard = np.frombuffer(b"".join(bytes(f.data) for f in frames[-25:]), dtype="<i2")
+    assert abs(dominant_frequency(heard.astype(np.float64), 16000) - CALLER_TONE_HZ) < 15
+
+    already = len(caller.heard.chunks)
+    await speak(runner.outputs[call_id], 1.0)
+    await wait_until(lambda: len(caller.heard.chunks) - already >= 60)
+    reply = caller.heard.samples()[-24000:]
+    assert rms(reply) > 1000
+    assert abs(dominant_frequency(reply) - REPLY_HZ) < 10
+
+
+async def test_a_hangup_goes_through_the_runtime(
+    live_client: httpx.AsyncClient, runner: RunnerStandIn, caller: WhipCaller
+) -> None:
+    call = await new_call(live_client)
+    await caller.join(live_client, call["url"], call["token"])
+    await wait_for(live_client, call["call_id"], "active")
+    assert (await caller.hang_up(live_client)).status_code == 200
+    assert runner.ended[uuid.UUID(call["call_id"])] is EndReason.USER_HANGUP
+    ended = await status_of(live_client, call["call_id"])
+    assert (ended["status"], ended["end_reason"]) == ("completed", "user_hangup")
+
+
+async def test_lost_media_goes_through_the_runtime(
+    live_client: httpx.AsyncClient,
+    runner: RunnerStandIn,
+    short_media_timeout: float,
+    caller: WhipCaller,
+) -> None:
+    call = await new_call(live_client)
+    await caller.join(live_client, call["url"], call["token"])
+    await wait_for(live_client, call["call_id"], "active")
+    caller.vanish()
+    ended = await wait_for(live_client, call["call_id"], "disconnected")
+    assert ended["end_reason"] == "media_lost"
+    assert runner.ended[uuid.UUID(call["call_id"])] is EndReason.MEDIA_LOST

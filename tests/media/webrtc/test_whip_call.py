@@ -1,0 +1,195 @@
+"""A caller joins an embedded VoIP call over real WebRTC on loopback, talks, and hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from agent_studio.media.embedded.tokens import CallTokenIssuer
+from agent_studio.media.embedded.webrtc import WebRTCCalls
+from tests.fixtures.factories import start_call
+from tests.fixtures.live_server import LiveServer
+from tests.fixtures.whip_client import (
+    RecordingSink,
+    ToneSource,
+    WhipCaller,
+    dominant_frequency,
+    rms,
+    sdp_addresses,
+)
+from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
+from tests.media.webrtc.conftest import AGENT_TONE_HZ, CALLER_TONE_HZ, AgentAudio
+
+
+async def test_a_caller_talks_with_the_agent_and_hangs_up(
+    live_server: LiveServer,
+    live_client: httpx.AsyncClient,
+    agent_audio: AgentAudio,
+    caller: WhipCaller,
+) -> None:
+    call = await new_call(live_client)
+    call_id = call["call_id"]
+    assert call["url"] == f"{live_server.base_url}/rtc/calls/{call_id}/whip"
+    assert call["status"] == "pending"
+
+    response = await caller.post_offer(live_client, call["url"], call["token"])
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith("application/sdp")
+    assert re.fullmatch(rf".*/rtc/calls/{call_id}/whip/[\w-]+", response.headers["location"])
+    # Joined, but the caller has not applied the answer yet: no media can flow.
+    assert (await status_of(live_client, call_id))["status"] == "connecting"
+    assert sdp_addresses(caller.answer) == {"127.0.0.1"}
+    assert sdp_addresses(caller.offer) == {"127.0.0.1"}
+
+    await caller.connect()
+    active = await wait_for(live_client, call_id, "active")
+    assert active["started_at"] is not None
+    assert active["current_agent"] == "greeter-agent"
+    assert active["agent_history"] == ["greeter-agent"]
+
+    agent_heard: RecordingSink = agent_audio.heard[uuid.UUID(call_id)]
+    await wait_until(lambda: agent_heard.seconds() >= 1.0 and caller.heard.seconds() >= 1.0)
+    # Each side hears the other's tone, not silence and not its own.
+    assert agent_heard.rates == {(48000, 1)}
+    tail = agent_heard.samples()[-24000:]
+    assert rms(tail) > 1000
+    assert abs(dominant_frequency(tail) - CALLER_TONE_HZ) < 10
+    heard = caller.heard.samples()[-24000:]
+    assert rms(heard) > 1000
+    assert abs(dominant_frequency(heard) - AGENT_TONE_HZ) < 10
+
+    timings = caller.timings_ms(agent_heard.first_at)
+    print("\nwebrtc timings (ms; media from the answer's application):", timings)
+
+    hung_up = await caller.hang_up(live_client)
+    assert hung_up.status_code == 200
+    ended = await status_of(live_client, call_id)
+    assert (ended["status"], ended["end_reason"]) == ("completed", "user_hangup")
+    assert ended["duration_seconds"] is not None
+    transcript = (await live_client.get(f"/api/v1/calls/{call_id}/transcript")).json()
+    assert transcript[-1]["content"] == "Call ended (user_hangup)"
+    await wait_until(lambda: caller.pc.connectionState == "closed", timeout=5)
+    assert (await caller.hang_up(live_client)).status_code == 404
+    # No trickle ICE and no ICE restart (RFC 9725 makes both optional).
+    assert (await live_client.patch(str(caller.location))).status_code == 405
+
+
+async def test_a_token_admits_one_peer_to_its_own_call_only(
+    live_client: httpx.AsyncClient, webrtc: WebRTCCalls, caller: WhipCaller
+) -> None:
+    first = await new_call(live_client)
+    second = await start_call(live_client)
+
+    # Another call's token, a forged one, none at all: 401, and nothing joined.
+    wrong = await caller.post_offer(live_client, first["url"], second["token"])
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert (await caller.post_offer(live_client, first["url"], "not-a-jwt")).status_code == 401
+    unauthenticated = await live_client.post(
+        first["url"], content=caller.offer, headers={"Content-Type": "application/sdp"}
+    )
+    assert unauthenticated.status_code == 401
+    assert (await status_of(live_client, first["call_id"]))["status"] == "pending"
+
+    joined = await caller.join(live_client, first["url"], first["token"])
+    assert joined.status_code == 201
+    second_peer = WhipCaller(ToneSource(CALLER_TONE_HZ))
+    try:
+        again = await second_peer.post_offer(live_client, first["url"], first["token"])
+    finally:
+        await second_peer.close()
+    assert again.status_code == 409
+    assert len(webrtc) == 1
+
+
+async def test_bad_requests_are_refused_and_leave_the_call_joinable(
+    app: Any, live_client: httpx.AsyncClient, caller: WhipCaller
+) -> None:
+    call = await new_call(live_client)
+    auth = {"Authorization": f"Bearer {call['token']}"}
+    offer = await caller.make_offer()
+
+    as_json = await live_client.post(call["url"], json={"sdp": offer}, headers=auth)
+    assert as_json.status_code == 415
+    garbage = await live_client.post(
+        call["url"], content=b"hello", headers={**auth, "Content-Type": "application/sdp"}
+    )
+    assert garbage.status_code == 400
+    no_audio = re.sub(r"m=audio", "m=video", offer)
+    video = await live_client.post(
+        call["url"], content=no_audio, headers={**auth, "Content-Type": "application/sdp"}
+    )
+    assert video.status_code == 400
+    too_big = await live_client.post(
+        call["url"], content=b"v=0\r\n" * 20000, headers={**auth, "Content-Type": "application/sdp"}
+    )
+    assert too_big.status_code == 413
+
+    unknown_id = uuid.uuid4()
+    token = app.state.context.media.tokens.issue(unknown_id, f"call-{unknown_id}", "someone")
+    unknown = await live_client.post(
+        f"/rtc/calls/{unknown_id}/whip",
+        content=offer,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"},
+    )
+    assert unknown.status_code == 404
+
+    assert (await caller.join(live_client, call["url"], call["token"])).status_code == 201
+    await wait_for(live_client, call["call_id"], "active")
+
+
+async def test_an_ended_call_cannot_be_joined(
+    live_client: httpx.AsyncClient, caller: WhipCaller
+) -> None:
+    call = await new_call(live_client)
+    ended = await live_client.post(f"/api/v1/calls/{call['call_id']}/end")
+    assert ended.status_code == 200
+    response = await caller.post_offer(live_client, call["url"], call["token"])
+    assert response.status_code == 409
+
+
+async def test_hanging_up_takes_the_token_that_joined_even_once_it_expired(
+    app: Any, live_client: httpx.AsyncClient, caller: WhipCaller
+) -> None:
+    call = await new_call(live_client)
+    context = app.state.context
+    short_lived = CallTokenIssuer(context.secrets, ttl_seconds=1).issue(
+        uuid.UUID(call["call_id"]), call["room_name"], "user-123"
+    )
+    await caller.join(live_client, call["url"], short_lived)
+    await wait_for(live_client, call["call_id"], "active")
+
+    assert caller.location is not None
+    other = await live_client.delete(
+        caller.location, headers={"Authorization": f"Bearer {call['token']}"}
+    )
+    assert other.status_code == 401
+    assert (await live_client.delete(caller.location)).status_code == 401
+
+    await asyncio.sleep(1.5)  # the token has expired; the call goes on
+    assert (await caller.hang_up(live_client)).status_code == 200
+    ended = await status_of(live_client, call["call_id"])
+    assert (ended["status"], ended["end_reason"]) == ("completed", "user_hangup")
+
+
+async def test_a_caller_that_offers_no_candidates_connects_through_its_checks(
+    live_client: httpx.AsyncClient, agent_audio: AgentAudio, caller: WhipCaller
+) -> None:
+    # Browsers that hide their addresses offer none; the server learns the caller's address
+    # from its connectivity checks (peer-reflexive), on loopback here.
+    call = await new_call(live_client)
+    offer = await caller.make_offer()
+    caller.offer = "".join(
+        line + "\r\n"
+        for line in offer.splitlines()
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    )
+    await caller.join(live_client, call["url"], call["token"])
+    await wait_for(live_client, call["call_id"], "active")
+    heard = agent_audio.heard[uuid.UUID(call["call_id"])]
+    await wait_until(lambda: heard.seconds() >= 0.5)
+    assert abs(dominant_frequency(heard.samples()[-12000:]) - CALLER_TONE_HZ) < 10

@@ -1,0 +1,83 @@
+"""A voice call end to end on this machine: espeak-ng speaks for the caller, the offline STT
+hears it, the scripted model answers, the offline TTS speaks, a clocked transport carries it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent_studio.calls.states import EndReason
+from agent_studio.runtime import RuntimeDeps
+from agent_studio.runtime.audio import LoopbackTransport, TransportAudioInput, TransportAudioOutput
+from tests.fakes.openai_server import FakeOpenAI
+from tests.runtime.conftest import FAST, call_view, runner_for, single_agent_call, transcript
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+RATE = 22050  # espeak-ng's rate; the transport runs at it both ways
+
+
+def caller_speech(tmp_path: Path, text: str) -> bytes:
+    path = tmp_path / "caller.wav"
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == RATE
+        return wav.readframes(wav.getnframes())
+
+
+async def until(predicate: object, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+async def test_a_spoken_question_gets_a_spoken_answer(
+    client: httpx.AsyncClient, fake_llm: FakeOpenAI, deps: RuntimeDeps, tmp_path: Path
+) -> None:
+    call_id = await single_agent_call(client, fake_llm, greeting="Hello!")
+    first_frames: list[float] = []
+    audio_in = TransportAudioInput()
+    audio_out = TransportAudioOutput(sample_rate=RATE, on_first_frame=first_frames.append)
+    transport = LoopbackTransport(audio_in, audio_out, sample_rate=RATE)
+    options = dataclasses.replace(FAST, turn_detection="vad", min_endpointing_delay=0.3)
+    runner = runner_for(
+        call_id, deps, audio_input=audio_in, audio_output=audio_out, options=options
+    )
+    transport.start()
+    try:
+        await runner.start()
+        await until(lambda: len(first_frames) == 1 and audio_out.queued_duration == 0)
+
+        fake_llm.reply("It is sunny today.")
+        transport.say(caller_speech(tmp_path, "What is the weather like today?"))
+        request = await fake_llm.wait_for_request(0, timeout=15)
+        assert "weather" in (request.last_user_text or "").lower()
+        await until(lambda: len(first_frames) == 2)
+        assert await runner.end(EndReason.USER_HANGUP) is EndReason.USER_HANGUP
+    finally:
+        await transport.aclose()
+        await runner.aclose()
+
+    call = await call_view(client, call_id)
+    assert (call["status"], call["end_reason"]) == ("completed", "user_hangup")
+    roles = [(e["role"], e["content"].lower()) for e in await transcript(client, call_id)]
+    assert roles[1] == ("assistant", "hello!")
+    assert roles[2][0] == "user" and "weather" in roles[2][1]
+    assert roles[3] == ("assistant", "it is sunny today.")
+    metrics = call["metrics"]
+    for name in (
+        "e2e_latency_ms",
+        "stt_latency_ms",
+        "llm_latency_ms",
+        "tts_latency_ms",
+        "eou_delay_ms",
+    ):
+        assert metrics[name] is not None and metrics[name] > 0, name
+    # How fast is bench/runtime_latency.py's business; here only that it was measured sanely.
+    assert metrics["e2e_latency_ms"] >= metrics["llm_latency_ms"]
