@@ -50,7 +50,9 @@ class Telephony:
 
     async def start(self) -> None:
         try:
-            config = SipConfig.from_settings(self._settings)
+            config = SipConfig.from_settings(
+                self._settings, media_timeout=self._settings.media_timeout_seconds
+            )
         except SipConfigError as exc:
             raise RuntimeError(f"SIP settings: {exc}") from None
         self.ua = SipUserAgent(config, self, self._on_incoming)
