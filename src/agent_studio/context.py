@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent_studio.calls.control import RunningCalls
 from agent_studio.calls.lifecycle import CallLifecycle
@@ -19,8 +18,6 @@ from agent_studio.media.embedded.telephony import Telephony
 from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession, options_from_settings
 from agent_studio.media.factory import create_media_backend
 from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
-
-CallStartedHook = Callable[[uuid.UUID], Awaitable[None]]
 
 
 @dataclass
@@ -37,8 +34,6 @@ class AppContext:
     """The embedded SIP user agent, when enabled (see `Settings.sip_listener_enabled`)."""
     webrtc: WebRTCCalls | None = None
     """The embedded WebRTC endpoint's live peers (embedded mode)."""
-    # Called after a call is set up on its transport.
-    call_started_hooks: list[CallStartedHook] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
@@ -96,10 +91,6 @@ class AppContext:
     async def start(self) -> None:
         if self.telephony is not None:
             await self.telephony.start()
-
-    async def calls_started(self, call_id: uuid.UUID) -> None:
-        for hook in self.call_started_hooks:
-            await hook(call_id)
 
     async def aclose(self) -> None:
         if self.webrtc is not None:

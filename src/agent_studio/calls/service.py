@@ -213,7 +213,6 @@ class CallService:
             error = ServiceUnavailable if exc.unreachable else BadGateway
             raise error(f"{exc.message} (call {call_id} recorded as failed)") from None
         await self._store_join(session, context, call, join)
-        await context.calls_started(call_id)
         return CallCreated(
             call_id=call_id,
             room_name=call.room_name,
