@@ -84,6 +84,7 @@ def make_settings(data_dir: Path, database_url: str | None, **overrides: Any) ->
         "public_url": None,
         "sweep_interval_seconds": 0.2,
         "ice_hosts": "127.0.0.1",
+        "demo": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

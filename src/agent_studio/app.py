@@ -20,10 +20,12 @@ from agent_studio.context import AppContext
 from agent_studio.core.auth import require_api_key
 from agent_studio.core.error_handlers import install_error_handlers
 from agent_studio.core.migrate import upgrade_to_head
+from agent_studio.demo import seed_demo
 from agent_studio.media.embedded.webrtc import webrtc_router
 from agent_studio.phone_numbers.endpoints import router as phone_numbers_router
 from agent_studio.provider_keys.endpoints import providers_router
 from agent_studio.provider_keys.endpoints import router as provider_keys_router
+from agent_studio.web import web_router
 from agent_studio.workflows.endpoints import router as workflows_router
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = AppContext.create(settings)
         await upgrade_to_head(context.db.engine)
+        await seed_demo(context.db, settings.data_dir, enabled=settings.demo)
         app.state.context = context
         await context.start()
         sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router, dependencies=[_auth])
     app.include_router(api)
     app.include_router(webrtc_router)
+    app.include_router(web_router)
 
     @app.get("/healthz", include_in_schema=True, tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     media: MediaMode = MediaMode.EMBEDDED
     public_url: str | None = None
     log_level: str = "info"
+    # Offer the `daily-call` demo workflow on the first start with an empty database.
+    demo: bool = True
 
     # Database pool (PostgreSQL); SQLite always uses one connection, see core/db.py.
     db_pool_size: int = 10

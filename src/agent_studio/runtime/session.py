@@ -24,7 +24,12 @@ from agent_studio.runtime.recorder import CallRecorder, CallWriter
 from agent_studio.runtime.spec import CallSpec, CallSpecError
 from agent_studio.runtime.supervision import TIMEOUT_TEXT, CallClock, close_outcome, error_text
 from agent_studio.runtime.tools import ToolHost
-from agent_studio.runtime.voice_session import close_session, new_agent_session, say_goodbye
+from agent_studio.runtime.voice_session import (
+    close_session,
+    load_voice_models,
+    new_agent_session,
+    say_goodbye,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,8 @@ class CallRunner:
         self._entry = agents.entry()
         self._clock = CallClock(spec.settings, self.options.heartbeat_interval)
         self._recorder.agent_name = spec.entry_agent
+        if self.voice and self.deps.vad is None:
+            await load_voice_models(self.options)
         self.session = session = new_agent_session(
             voice=self.voice, vad=self.deps.vad, options=self.options
         )

@@ -52,6 +52,14 @@ def _model_turn_detector() -> Any:
         return _turn_detector
 
 
+async def load_voice_models(options: RuntimeOptions) -> None:
+    """Load the VAD and the end-of-turn model in a thread: loading them on the event loop
+    stalls every call the process carries (about 1.5 s for the turn model)."""
+    await asyncio.to_thread(load_vad)
+    if options.turn_detection == "model":
+        await asyncio.to_thread(_model_turn_detector)
+
+
 def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
     """AgentSession `turn_handling` for a voice or a text-mode call."""
     if not voice:
