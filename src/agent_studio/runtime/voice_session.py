@@ -17,6 +17,10 @@ from typing import Any
 from livekit.agents import AgentSession, APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
+# livekit registers a plugin when its module is first imported, and only on the main thread;
+# importing here (at start-up, on the main thread) lets the models load in a worker thread.
+from livekit.plugins import silero
+
 from agent_studio.runtime.options import RuntimeOptions
 
 log = logging.getLogger(__name__)
@@ -35,8 +39,6 @@ def load_vad() -> Any:
     global _vad
     with _lock:
         if _vad is None:
-            from livekit.plugins import silero
-
             _vad = silero.VAD.load()
         return _vad
 

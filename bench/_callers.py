@@ -1,0 +1,239 @@
+"""The caller side of `webrtc_capacity.py`: N concurrent aiortc callers in one process.
+
+Each caller creates a test-agent call through the REST API, joins it over WHIP (loopback
+only), says an espeak-ng sentence every `--period` seconds (when the agent is not still
+answering) and records every received audio frame: arrival time, RTP timestamp, loudness.
+Prints one JSON line with the raw figures; `webrtc_capacity.py` does the statistics.
+
+Runs with this checkout's `src` and the repository root on `PYTHONPATH` (the caller is the
+measuring tool: it stays the same whichever server build is measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
+from tests.fixtures.whip_client import WhipCaller
+
+from agent_studio.media.embedded.webrtc.audio import FrameConverter
+
+RATE = 48000
+FRAME_SAMPLES = 960
+LOUD_RMS = 300.0  # espeak-ng speech is 2000-5000 RMS; decoded silence is ~0
+SENTENCE = "What is the weather like today?"
+
+
+def sentence_pcm() -> bytes:
+    """espeak-ng's sentence at 48 kHz mono s16, cut after its last loud sample."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = Path(tmp) / "raw.wav", Path(tmp) / "48k.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), SENTENCE], check=True)
+        subprocess.run(
+            [
+                *["sox", str(raw), "-r", str(RATE), "-e", "signed-integer"],
+                *["-b", "16", "-c", "1", str(out)],
+            ],
+            check=True,
+        )
+        with wave.open(str(out)) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    loud = np.nonzero(np.abs(pcm) > 300)[0]
+    return pcm[: loud[-1] + 1].tobytes()
+
+
+class Voice:
+    """The caller's microphone: silence, or the sentence; notes when the sentence ended."""
+
+    def __init__(self) -> None:
+        self._queued = b""
+        self.ended_at: float | None = None
+
+    def say(self, pcm: bytes) -> None:
+        self.ended_at = None
+        self._queued = pcm
+
+    def read_frame(self, samples: int) -> bytes:
+        if not self._queued:
+            return bytes(samples * 2)
+        chunk, self._queued = self._queued[: samples * 2], self._queued[samples * 2 :]
+        if not self._queued:
+            self.ended_at = time.perf_counter()  # the last speech frame goes out now
+        return chunk.ljust(samples * 2, b"\0")
+
+
+class Caller(WhipCaller):
+    """A WhipCaller that keeps (arrival, RTP timestamp, loud?) per received frame."""
+
+    def __init__(self, voice: Voice) -> None:
+        super().__init__(voice)  # type: ignore[arg-type]  # any AudioSource will do
+        self.frames: list[tuple[float, int, bool]] = []
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._tasks.append(asyncio.create_task(self._record(track)))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        converter = FrameConverter()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if isinstance(frame, AudioFrame):
+                now = time.perf_counter()
+                pcm = np.frombuffer(converter.convert(frame), dtype=np.int16)
+                loud = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > LOUD_RMS
+                self.frames.append((now, int(frame.pts or 0), loud))
+
+    def first_loud_after(self, moment: float, start: int) -> tuple[float | None, int]:
+        for i in range(start, len(self.frames)):
+            if self.frames[i][0] >= moment and self.frames[i][2]:
+                return self.frames[i][0], i
+        return None, len(self.frames)
+
+    def quiet_for(self, seconds: float) -> bool:
+        cutoff = time.perf_counter() - seconds
+        recent = [f for f in self.frames[-int(seconds / 0.02) - 5 :] if f[0] >= cutoff]
+        return bool(recent) and not any(f[2] for f in recent)
+
+
+async def one_call(
+    http: httpx.AsyncClient, agent: str, speech: bytes, seconds: float, period: float
+) -> dict[str, Any]:
+    voice = Voice()
+    caller = Caller(voice)
+    result: dict[str, Any] = {"latencies": [], "missed": 0, "error": None}
+    try:
+        r = await http.post("/api/v1/calls/test-agent", json={"agent_name": agent})
+        r.raise_for_status()
+        call = r.json()
+        await caller.join(http, call["url"], call["token"])
+        stop = time.perf_counter() + seconds
+        await asyncio.sleep(random.uniform(0.5, 0.5 + period))  # spread the turns
+        index = 0
+        while time.perf_counter() + period < stop:
+            turn_start = time.perf_counter()
+            voice.say(speech)
+            while voice.ended_at is None:  # the sender stops reading if the peer is gone
+                if time.perf_counter() > turn_start + 10:
+                    raise RuntimeError("the sentence was never sent")
+                await asyncio.sleep(0.01)
+            ended = voice.ended_at
+            heard = None
+            while heard is None and time.perf_counter() < ended + 8:
+                heard, index = caller.first_loud_after(ended, index)
+                if heard is None:
+                    await asyncio.sleep(0.01)
+            if heard is None:
+                result["missed"] += 1
+            else:
+                result["latencies"].append((heard - ended) * 1000)
+                while not caller.quiet_for(0.6) and time.perf_counter() < heard + 10:
+                    await asyncio.sleep(0.05)  # let the agent finish its answer
+            await asyncio.sleep(max(0.3, turn_start + period - time.perf_counter()))
+        if caller.location is not None:
+            await caller.hang_up(http)
+    except Exception as exc:  # reported, not raised: the other calls' figures still count
+        result["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        await caller.close()
+    result["frames"] = [(t, pts) for t, pts, _ in caller.frames]
+    return result
+
+
+async def bounded(call: Any, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(args.seconds + 40):
+            return dict(await call)
+    except TimeoutError:
+        return {"latencies": [], "missed": 0, "error": "call timed out", "frames": []}
+
+
+async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        start = loop.time()
+        await asyncio.sleep(0.01)
+        samples.append((loop.time() - start - 0.01) * 1000)
+
+
+def late_share(frames: list[tuple[float, int]], skip: float = 1.0) -> tuple[int, int]:
+    """(late, total) frames: arrival vs the sender's 20 ms grid (RTP timestamps), more than
+    20 ms behind the call's earliest arrival relative to that grid. The first `skip` seconds
+    (ICE, DTLS, jitter buffer filling) are left out."""
+    if len(frames) < 10:
+        return 0, 0
+    t = np.array([f[0] for f in frames])
+    pts = np.array([f[1] for f in frames], dtype=np.float64)
+    keep = t >= t[0] + skip
+    offset = (t - pts / RATE)[keep]
+    if not len(offset):
+        return 0, 0
+    lateness = offset - offset.min()
+    return int(np.sum(lateness > 0.020)), len(offset)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    speech = sentence_pcm()
+    lags: list[float] = []
+    stop = asyncio.Event()
+    lag_task = asyncio.create_task(loop_lag(lags, stop))
+    async with httpx.AsyncClient(
+        base_url=args.url,
+        headers={"Authorization": f"Bearer {args.api_key}"},
+        timeout=60,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+    ) as http:
+        calls = await asyncio.gather(
+            *(
+                bounded(one_call(http, args.agent, speech, args.seconds, args.period), args)
+                for _ in range(args.calls)
+            )
+        )
+    stop.set()
+    await lag_task
+    late = total = 0
+    for call in calls:
+        n_late, n_total = late_share(call.pop("frames"))
+        late, total = late + n_late, total + n_total
+    return {
+        "latencies": [x for c in calls for x in c["latencies"]],
+        "missed": sum(c["missed"] for c in calls),
+        "errors": [c["error"] for c in calls if c["error"]],
+        "late_frames": late,
+        "frames": total,
+        "caller_loop_lag_ms": lags,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--agent", required=True)
+    p.add_argument("--calls", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--period", type=float, default=5.0)
+    args = p.parse_args()
+    result = asyncio.run(main_async(args))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

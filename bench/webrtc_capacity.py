@@ -1,0 +1,365 @@
+"""How many concurrent embedded WebRTC calls one server process carries on this machine.
+
+The server (`python -m agent_studio serve` from the build's `src`, SQLite in a fresh data dir,
+`AGENT_STUDIO_ICE_HOSTS=127.0.0.1`) runs in its own process with its default offline speech
+(local Whisper STT, espeak-ng TTS, silero VAD, the turn-detector model) and an agent whose LLM is
+a scripted OpenAI-compatible server (in a thread of this process) answering after a fixed delay.
+The callers (aiortc, `bench/_callers.py`) run in another process: each creates a call through
+the API, joins over WHIP, says an espeak-ng sentence every `--period` seconds and records when
+reply audio frames arrive. Every packet stays on 127.0.0.1.
+
+Per step (N concurrent calls), printed:
+  - late frames: share of received frames more than 20 ms behind the sender's 20 ms grid (RTP
+    timestamps), relative to the call's earliest frame (server pacing + loopback + caller loop);
+  - reply latency: end of the caller's sentence -> first non-silent reply frame, median / p95
+    (this includes VAD silence, end-of-turn detection, Whisper, the LLM delay and espeak-ng);
+  - server CPU (% of one core, /proc/<pid>/stat) and RSS per call (VmRSS peak minus before).
+A step holds when late frames < 1 %, no reply went missing, and the reply p95 is within
+100 ms of the single-call p95. Stepping stops at the first step that does not hold or when
+the time budget runs out. The capacity printed is the largest N that held.
+
+    .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
+        [--seconds 20] [--period 5] [--budget 150] [--keep-going]
+        [--profile [--profile-calls 8]] [--no-preload]
+        [--baseline OTHER/src]
+
+`--profile` samples the server with py-spy (`.venv/bin/pip install py-spy`; not a project
+dependency) during the first step with at least `--profile-calls` calls and prints the hottest
+functions. It samples only the thread holding the GIL (`--gil`: the Python hot path; native
+work with the GIL released, Whisper's CTranslate2 and onnxruntime, is not seen) without pausing
+the server (`--nonblocking`); that step's figures are still taken under the sampler.
+
+The single-call step runs twice `--seconds` (it is the reference p95). The first reply of a
+fresh server (model loading) is taken by an unreported warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
+
+from harness import API_KEY, SRC, Figures, _free_port, build_env, builds  # noqa: E402
+
+LLM_DELAY = 0.200
+REPLY = "It is sunny today."
+AGENT = "bench-agent"
+LATE_LIMIT = 0.01
+P95_SLACK_MS = 100.0
+TICKS = os.sysconf("SC_CLK_TCK")
+PRELOAD = (
+    "import runpy, sys; from livekit.plugins import silero; "
+    "sys.argv[0] = 'agent_studio'; runpy.run_module('agent_studio', run_name='__main__')"
+)
+
+
+# The fake model, in a thread with its own event loop.
+
+
+@contextmanager
+def fake_llm() -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def run() -> None:
+        async with FakeOpenAI(default=Reply.of_text(REPLY, delay=LLM_DELAY)) as fake:
+            holder["url"] = fake.base_url
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await holder["stop"].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield holder["url"]
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+
+
+# The server process and what /proc says about it.
+
+
+@contextmanager
+def server(src: Path, preload: bool) -> Iterator[tuple[str, int]]:
+    """`agent-studio serve` from `src` on a free port, loopback ICE; yields (URL, pid).
+
+    `preload` imports livekit's silero plugin on the main thread before the server starts:
+    `load_voice_models` imports it in a worker thread, which livekit refuses ("Plugins must be
+    registered on the main thread"), so without it every voice call of a fresh `serve` fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="agent-studio-bench-") as tmp:
+        env = build_env(src, None, Path(tmp))
+        env["AGENT_STUDIO_ICE_HOSTS"] = "127.0.0.1"
+        port = _free_port()
+        command = [sys.executable, "-m", "agent_studio", "serve", "--port", str(port)]
+        if preload:
+            command[1:3] = ["-c", PRELOAD]
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited with {process.returncode}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError("server did not start")
+            yield url, process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def create_agent(url: str, llm_url: str) -> None:
+    r = httpx.post(
+        f"{url}/api/v1/agents",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={
+            "name": AGENT,
+            "instructions": "Answer in one short sentence.",
+            "llm": {"provider": "openai-compatible", "base_url": llm_url, "model": "fake"},
+        },
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+
+
+# One step: a callers process against the running server.
+
+
+def run_step(
+    url: str, pid: int, calls: int, seconds: float, period: float, profile: Path | None
+) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(ROOT)])}
+    command = [sys.executable, str(HERE / "_callers.py"), "--url", url, "--api-key", API_KEY]
+    command += ["--agent", AGENT, "--calls", str(calls), "--seconds", str(seconds)]
+    command += ["--period", str(period)]
+    rss_before = rss_mib(pid)
+    out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  # read after the process ends
+    err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    callers = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+    spy = None
+    try:
+        settle = min(3.0 + calls * 0.05, seconds / 3)  # joins done, turns under way
+        time.sleep(settle)
+        window = max(1.0, seconds - settle - 1.0)
+        if profile is not None:
+            spy = subprocess.Popen(
+                [
+                    *[shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")],
+                    *["record", "--pid", str(pid), "--duration", str(int(window))],
+                    *["--rate", "50", "--format", "raw", "--output", str(profile)],
+                    *["--gil", "--nonblocking"],  # Python's hot path; never pause the server
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        cpu0, t0, rss_peak = cpu_seconds(pid), time.perf_counter(), rss_before
+        while time.perf_counter() - t0 < window:
+            time.sleep(0.5)
+            rss_peak = max(rss_peak, rss_mib(pid))
+        cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+        callers.wait(timeout=seconds + 60)
+        if spy is not None:
+            spy.wait(timeout=30)
+    finally:
+        for process in (callers, spy):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    out.seek(0)
+    err.seek(0)
+    lines = out.read().strip().splitlines()
+    if callers.returncode != 0 or not lines:
+        raise RuntimeError(f"callers failed ({callers.returncode}):\n{err.read()[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result.update(cpu=cpu, rss_per_call=(rss_peak - rss_before) / calls, rss=rss_peak)
+    return result
+
+
+def top_functions(raw: Path, count: int = 15) -> list[str]:
+    """The hottest functions in py-spy's raw (collapsed) stacks: self and inclusive share."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        samples = int(n)
+        total += samples
+        frames = [re.sub(r":\d+\)$", ")", f.strip()) for f in stack.split(";") if f.strip()]
+        frames = [re.sub(r"\(/.*?site-packages/", "(", f) for f in frames]
+        if frames:
+            own[frames[-1]] += samples
+            for frame in set(frames):
+                inclusive[frame] += samples
+    if not total:
+        return ["(no samples: is the server busy, and may py-spy attach to it?)"]
+    lines = [f"{total} samples; self time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name[:110]}" for name, n in own.most_common(count)]
+    lines.append("inclusive (entry points, threads and the event loop left out):")
+    wrappers = ("threading.py", "typer/", "runpy", "uvicorn/", "asyncio/", "concurrent/futures")
+    skip = (*wrappers, "agent_studio/cli.py", "<string>")
+    busy = [(k, v) for k, v in inclusive.most_common() if not any(w in k for w in skip)]
+    lines += [f"  {100 * n / total:5.1f}%  {name[:110]}" for name, n in busy[:count]]
+    return lines
+
+
+# The steps, and what they say.
+
+
+def report(calls: int, step: dict[str, Any]) -> Figures | None:
+    late = step["late_frames"] / step["frames"] if step["frames"] else float("nan")
+    lag = Figures("", step["caller_loop_lag_ms"] or [0.0])
+    print(
+        f"  N={calls:<3} late frames {late:6.2%} of {step['frames']:<6} server CPU "
+        f"{step['cpu']:5.0%} of a core, RSS {step['rss']:.0f} MiB (+{step['rss_per_call']:.1f} "
+        f"MiB/call); caller loop lag p95 {lag.pct(0.95):.0f} ms"
+    )
+    if step["missed"] or step["errors"]:
+        print(
+            f"        {step['missed']} replies not heard within 8 s; errors: {step['errors'][:3]}"
+        )
+    if not step["latencies"]:
+        return None
+    figures = Figures(f"N={calls}: reply latency", step["latencies"])
+    print("    " + figures.line())
+    return figures
+
+
+def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
+    started = time.monotonic()
+    profile_file = Path(tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1])
+    profiled = False
+    with fake_llm() as llm_url, server(src, not args.no_preload) as (url, pid):
+        create_agent(url, llm_url)
+        print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
+        run_step(url, pid, 1, 8.0, 4.0, None)  # loads Whisper, VAD and the turn detector
+        single_p95: float | None = None
+        sustained = prev = 0
+        for calls in steps:
+            remaining = args.budget - (time.monotonic() - started)
+            if remaining < args.seconds * (2 if single_p95 is None else 1) + 5:
+                print(f"  (time budget of {args.budget:.0f} s used up: stopped before N={calls})")
+                break
+            profile = None
+            if args.profile and not profiled and calls >= args.profile_calls:
+                profile, profiled = profile_file, True
+            # The single call is the reference p95: give it more turns.
+            seconds = args.seconds * (2 if single_p95 is None else 1)
+            step = run_step(url, pid, calls, seconds, args.period, profile)
+            figures = report(calls, step)
+            late = step["late_frames"] / max(1, step["frames"])
+            p95 = figures.pct(0.95) if figures else float("inf")
+            if single_p95 is None:
+                single_p95 = p95
+            if profile is not None:
+                print(f"  py-spy, server, N={calls} (figures above taken under the sampler):")
+                for line in top_functions(profile):
+                    print("    " + line)
+            holds = (
+                late < LATE_LIMIT
+                and not step["missed"]
+                and not step["errors"]
+                and p95 <= single_p95 + P95_SLACK_MS
+            )
+            if holds and sustained == prev:
+                sustained = calls
+            elif not holds:
+                print(f"  N={calls} breaks the limits" + ("" if args.keep_going else ": stopping"))
+                if not args.keep_going:
+                    break
+            prev = calls
+    profile_file.unlink(missing_ok=True)
+    print(
+        f"  => largest N with < {LATE_LIMIT:.0%} late frames and reply p95 within "
+        f"{P95_SLACK_MS:.0f} ms of the single call's ({single_p95 or float('nan'):.0f} ms): "
+        f"{sustained}"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--steps", default="1,5,10,20,30,50")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of a step")
+    p.add_argument("--period", type=float, default=5.0, help="seconds between a caller's turns")
+    p.add_argument("--budget", type=float, default=150.0, help="seconds per build, at most")
+    p.add_argument("--quick", action="store_true", help="steps 1,4,8 of 15 s")
+    p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
+    p.add_argument("--profile", action="store_true", help="py-spy the server for one step")
+    p.add_argument("--profile-calls", type=int, default=8)
+    p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
+    p.add_argument(
+        "--no-preload", action="store_true", help="do not import silero on the main thread first"
+    )
+    args = p.parse_args()
+    if args.quick:
+        args.steps, args.seconds = "1,4,8", 15.0
+    if args.profile and not (
+        shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists()
+    ):
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    steps = [int(n) for n in args.steps.split(",")]
+    print(
+        f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte; a turn every {args.period:.0f} s per "
+        f"caller; {args.seconds:.0f} s per step; callers in their own process; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    for label, src in builds(args):
+        print(f"\n{label} ({src})")
+        measure(src, args, steps)
+
+
+if __name__ == "__main__":
+    main()
