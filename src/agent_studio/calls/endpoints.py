@@ -20,7 +20,7 @@ from agent_studio.calls.schemas import (
     TestAgentCallCreate,
     TranscriptItem,
 )
-from agent_studio.calls.service import call_service, duration_of
+from agent_studio.calls.service import call_service
 from agent_studio.calls.states import CallStatus
 from agent_studio.context import AppContext
 from agent_studio.core.deps import SessionDep, get_context
@@ -69,7 +69,7 @@ def _read(call: Call) -> CallRead:
         direction=call.direction,
         call_type=call.call_type,
         phone_number=call.phone_number,
-        duration_seconds=duration_of(call),
+        duration_seconds=call.duration_seconds,
         agent_history=call.agent_history,
         current_agent=call.current_agent,
         metrics=call_service.metrics(call),
@@ -123,24 +123,7 @@ async def list_calls(
     """List calls with filtering and pagination, newest first."""
     where = CallFilter(status, workflow_id, user_id, started_after, started_before)
     calls, total = await call_service.search(session, where, page.offset, page.page_size)
-    items = [
-        CallListItem(
-            id=c.id,
-            workflow_id=c.workflow_id,
-            workflow_slug=c.workflow_slug,
-            user_id=c.user_id,
-            status=c.status,
-            call_type=c.call_type,
-            duration_seconds=duration_of(c),
-            agent_history=c.agent_history,
-            started_at=c.started_at,
-            ended_at=c.ended_at,
-            direction=c.direction,
-            end_reason=c.end_reason,
-            created_at=c.created_at,
-        )
-        for c in calls
-    ]
+    items = [CallListItem.model_validate(c, from_attributes=True) for c in calls]
     return Page[CallListItem].of(items, total, page)
 
 
@@ -151,20 +134,7 @@ async def list_active_calls(
 ) -> list[ActiveCall]:
     """List calls that are pending, connecting or active, newest first."""
     calls = await call_service.list_active(session, limit)
-    return [
-        ActiveCall(
-            id=c.id,
-            workflow_slug=c.workflow_slug,
-            user_id=c.user_id,
-            status=c.status,
-            call_type=c.call_type,
-            current_agent=c.current_agent,
-            started_at=c.started_at,
-            direction=c.direction,
-            created_at=c.created_at,
-        )
-        for c in calls
-    ]
+    return [ActiveCall.model_validate(c, from_attributes=True) for c in calls]
 
 
 @router.get("/{id}", responses={404: {"description": "Unknown call"}})

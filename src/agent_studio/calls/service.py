@@ -56,14 +56,6 @@ def _request_hash(kind: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def duration_of(call: Call) -> int | None:
-    """Whole seconds from `started_at` to `ended_at` (or to now while the call is live)."""
-    if call.started_at is None:
-        return None
-    end = call.ended_at or utcnow()
-    return max(0, round((end - call.started_at).total_seconds()))
-
-
 class CallService:
     async def create(
         self,
@@ -261,7 +253,7 @@ class CallService:
         return call
 
     def metrics(self, call: Call) -> CallMetrics:
-        return summarize(call.metrics_samples or {}, duration_of(call), call.agent_handoffs)
+        return summarize(call.metrics_samples or {}, call.duration_seconds, call.agent_handoffs)
 
     async def search(
         self, session: AsyncSession, where: CallFilter, offset: int, limit: int

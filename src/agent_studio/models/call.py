@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from agent_studio.core.timeutil import utcnow
 from agent_studio.models.base import Base, IdMixin, TimestampMixin
 
 
@@ -61,3 +62,11 @@ class Call(IdMixin, TimestampMixin, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def duration_seconds(self) -> int | None:
+        """Whole seconds from `started_at` to `ended_at` (or to now while the call is live)."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at or utcnow()
+        return max(0, round((end - self.started_at).total_seconds()))
