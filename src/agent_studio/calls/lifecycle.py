@@ -61,9 +61,17 @@ class CallLifecycle:
         return True
 
     async def end(
-        self, call_id: uuid.UUID, reason: EndReason, error: str | None = None
+        self,
+        call_id: uuid.UUID,
+        reason: EndReason,
+        error: str | None = None,
+        *,
+        note: bool = False,
     ) -> CallStatus | None:
-        """End a live call; returns its final status, or None if it was already over."""
+        """End a live call; returns its final status, or None if it was already over.
+
+        With `note`, the transcript's "Call ended (<reason>)" entry is written in the same
+        transaction (for endings no session records, e.g. the sweeper's)."""
         now = utcnow()
         async with self.db.session() as session:
             call = await call_repository.get(session, call_id, for_update=True)
@@ -75,6 +83,18 @@ class CallLifecycle:
             call.error = error[:2000] if error else None
             call.ended_at = now
             call.current_agent = None
+            if note:
+                seq = await call_repository.next_transcript_seq(session, call_id)
+                assert seq is not None
+                session.add(
+                    TranscriptEntry(
+                        call_id=call_id,
+                        seq=seq,
+                        role="system",
+                        content=f"Call ended ({reason.value})",
+                        timestamp=now,
+                    )
+                )
         log.info("call ended")
         return final
 

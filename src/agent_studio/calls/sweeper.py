@@ -40,12 +40,9 @@ async def sweep_once(context: AppContext) -> int:
             reason, error = EndReason.WORKER_LOST, "the call's runtime stopped reporting"
         else:
             continue
-        if await context.lifecycle.end(call_id, reason, error) is not None:
+        if await context.lifecycle.end(call_id, reason, error, note=True) is not None:
             ended += 1
             await context.media.end_call(call_id, f"call-{call_id}")
-            await context.lifecycle.append_transcript(
-                call_id, "system", f"Call ended ({reason.value})"
-            )
     return ended
 
 

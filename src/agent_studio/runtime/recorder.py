@@ -98,9 +98,8 @@ class CallRecorder:
             call_id, lifecycle = self.call_id, self.lifecycle
 
             async def end() -> None:
-                if await lifecycle.end(call_id, reason, error) is not None:
+                if await lifecycle.end(call_id, reason, error, note=True) is not None:
                     ended.append(True)
-                    await lifecycle.append_transcript(call_id, "system", f"Call ended ({reason})")
 
             self.writer.submit(end)
         await self.writer.aclose()

@@ -107,10 +107,7 @@ class Telephony:
         if runner is not None:
             await runner.end(end_reason, error)
             return
-        if await self._lifecycle.end(call.call_id, end_reason, error) is not None:
-            await self._lifecycle.append_transcript(
-                call.call_id, "system", f"Call ended ({end_reason.value})"
-            )
+        await self._lifecycle.end(call.call_id, end_reason, error, note=True)
 
     async def dtmf(self, call: SipCall, digit: str) -> None:
         runner = self._host.runner(call.call_id)

@@ -180,10 +180,8 @@ class WebRTCSession:
         try:
             if self._end_call is not None:
                 await self._end_call(reason, error)
-            elif await self._lifecycle.end(self.call_id, reason, error) is not None:
-                await self._lifecycle.append_transcript(
-                    self.call_id, "system", f"Call ended ({reason.value})"
-                )
+            else:
+                await self._lifecycle.end(self.call_id, reason, error, note=True)
         except Exception:
             log.exception("ending a WebRTC call failed")
             with contextlib.suppress(Exception):
