@@ -1,9 +1,13 @@
 """How many concurrent embedded WebRTC calls one server process carries on this machine.
 
 The server (`python -m agent_studio serve` from the build's `src`, SQLite in a fresh data dir,
-`AGENT_STUDIO_ICE_HOSTS=127.0.0.1`) runs in its own process with its default offline speech
-(local Whisper STT, espeak-ng TTS, silero VAD, the turn-detector model) and an agent whose LLM is
-a scripted OpenAI-compatible server (in a thread of this process) answering after a fixed delay.
+`AGENT_STUDIO_ICE_HOSTS=127.0.0.1`) runs in its own process with silero VAD, the local
+turn-detector model and espeak-ng TTS, and an agent whose LLM is a scripted OpenAI-compatible
+server (in a thread of this process) answering after a fixed delay. Speech-to-text is
+cloud-style by default (`--stt cloud`: the same scripted server's `/audio/transcriptions`
+answers the caller's sentence after `STT_DELAY`, as a hosted STT would; the target of 50 calls
+on 2 cores is stated for cloud-style providers), or the offline Whisper (`--stt local`, about
+0.3 s of a core per utterance: it is Whisper that then sets the capacity).
 The callers (aiortc, `bench/_callers.py`) run in another process: each creates a call through
 the API, joins over WHIP, says an espeak-ng sentence every `--period` seconds and records when
 reply audio frames arrive. Every packet stays on 127.0.0.1.
@@ -20,7 +24,7 @@ the time budget runs out. The capacity printed is the largest N that held.
 
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 150] [--keep-going]
-        [--profile [--profile-calls 8]] [--no-preload]
+        [--stt cloud|local] [--profile [--profile-calls 8]] [--no-preload]
         [--baseline OTHER/src]
 
 `--profile` samples the server with py-spy (`.venv/bin/pip install py-spy`; not a project
@@ -60,9 +64,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 
+from _callers import SENTENCE  # noqa: E402  # what the callers say
 from harness import API_KEY, SRC, Figures, _free_port, build_env, builds  # noqa: E402
 
 LLM_DELAY = 0.200
+STT_DELAY = 0.100
 REPLY = "It is sunny today."
 AGENT = "bench-agent"
 LATE_LIMIT = 0.01
@@ -85,6 +91,7 @@ def fake_llm() -> Iterator[str]:
 
     async def run() -> None:
         async with FakeOpenAI(default=Reply.of_text(REPLY, delay=LLM_DELAY)) as fake:
+            fake.transcript, fake.transcript_delay = SENTENCE, STT_DELAY
             holder["url"] = fake.base_url
             holder["stop"] = asyncio.Event()
             ready.set()
@@ -160,15 +167,18 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def create_agent(url: str, llm_url: str) -> None:
+def create_agent(url: str, llm_url: str, stt: str) -> None:
+    agent: dict[str, Any] = {
+        "name": AGENT,
+        "instructions": "Answer in one short sentence.",
+        "llm": {"provider": "openai-compatible", "base_url": llm_url, "model": "fake"},
+    }
+    if stt == "cloud":
+        agent["stt"] = {"provider": "openai-compatible", "base_url": llm_url, "model": "fake"}
     r = httpx.post(
         f"{url}/api/v1/agents",
         headers={"Authorization": f"Bearer {API_KEY}"},
-        json={
-            "name": AGENT,
-            "instructions": "Answer in one short sentence.",
-            "llm": {"provider": "openai-compatible", "base_url": llm_url, "model": "fake"},
-        },
+        json=agent,
         timeout=30,
     )
     assert r.status_code == 201, r.text
@@ -283,7 +293,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
     profile_file = Path(tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1])
     profiled = False
     with fake_llm() as llm_url, server(src, not args.no_preload) as (url, pid):
-        create_agent(url, llm_url)
+        create_agent(url, llm_url, args.stt)
         print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
         run_step(url, pid, 1, 8.0, 4.0, None)  # loads Whisper, VAD and the turn detector
         single_p95: float | None = None
@@ -337,6 +347,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=150.0, help="seconds per build, at most")
     p.add_argument("--quick", action="store_true", help="steps 1,4,8 of 15 s")
     p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
+    p.add_argument("--stt", choices=("cloud", "local"), default="cloud")
     p.add_argument("--profile", action="store_true", help="py-spy the server for one step")
     p.add_argument("--profile-calls", type=int, default=8)
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
@@ -352,7 +363,8 @@ def main() -> None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     steps = [int(n) for n in args.steps.split(",")]
     print(
-        f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte; a turn every {args.period:.0f} s per "
+        f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), fake LLM "
+        f"{LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; a turn every {args.period:.0f} s per "
         f"caller; {args.seconds:.0f} s per step; callers in their own process; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )

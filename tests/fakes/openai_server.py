@@ -1,8 +1,12 @@
-"""A local OpenAI-compatible Chat Completions server, scripted per test, that records requests.
+"""A local OpenAI-compatible server, scripted per test, that records requests.
 
 It answers `POST /v1/chat/completions` (streaming as server-sent events, or one JSON body when
 the request does not ask for a stream) from a queue of scripted replies, and `GET /v1/models`.
 Every request is recorded, so a test can check the system prompt and the tools a model saw.
+It also stands in for cloud speech: `POST /v1/audio/transcriptions` answers `fake.transcript`
+after `fake.transcript_delay` (the uploaded WAVs are kept in `fake.transcriptions`), and
+`POST /v1/audio/speech` answers 24 kHz s16 PCM: a 440 Hz tone, 50 ms per character of input
+(`fake.speeches` keeps each request's JSON body).
 
     async with FakeOpenAI() as fake:
         llm = {"provider": "openai-compatible", "base_url": fake.base_url}   # fake.url + "/v1"
@@ -23,9 +27,12 @@ your choice, e.g. `Reply.error(500)`), and `fake.unscripted` counts how often th
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import math
 import time
+import wave
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +118,16 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class Transcription:
+    """One recorded `POST /v1/audio/transcriptions`: its form fields (model, language, ...),
+    the length of the uploaded WAV in seconds, and the headers."""
+
+    fields: dict[str, str]
+    seconds: float
+    headers: dict[str, str]
+
+
 class FakeOpenAI:
     """The server. Use as an async context manager; `url` is `http://127.0.0.1:<port>`."""
 
@@ -123,6 +140,10 @@ class FakeOpenAI:
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.transcript = "Hello."
+        self.transcript_delay = 0.0
+        self.transcriptions: list[Transcription] = []
+        self.speeches: list[dict[str, Any]] = []
 
     # Scripting.
 
@@ -167,6 +188,8 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
+        app.router.add_post("/v1/audio/speech", self._speech)
         # Handlers still sleeping on a scripted delay are cut short when the test is over.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -182,6 +205,30 @@ class FakeOpenAI:
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return web.json_response({"error": {"message": "file is required"}}, status=400)
+        audio = upload.file.read()
+        with wave.open(io.BytesIO(audio)) as w:
+            seconds = w.getnframes() / w.getframerate()
+        fields = {k: str(v) for k, v in form.items() if k != "file"}
+        self.transcriptions.append(Transcription(fields, seconds, dict(request.headers)))
+        if self.transcript_delay:
+            await asyncio.sleep(self.transcript_delay)
+        return web.json_response({"text": self.transcript})
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.speeches.append(body)
+        rate, samples = 24000, int(24000 * 0.05 * max(1, len(body.get("input", ""))))
+        pcm = b"".join(
+            int(8000 * math.sin(2 * math.pi * 440 * i / rate)).to_bytes(2, "little", signed=True)
+            for i in range(samples)
+        )
+        return web.Response(body=pcm, content_type="audio/pcm")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

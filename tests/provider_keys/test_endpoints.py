@@ -35,11 +35,13 @@ async def test_providers_lists_the_catalog(client: httpx.AsyncClient) -> None:
         ("stt", "deepgram"),
         ("stt", "openai"),
         ("stt", "assemblyai"),
+        ("stt", "openai-compatible"),
         ("stt", "local-whisper"),
         ("tts", "cartesia"),
         ("tts", "elevenlabs"),
         ("tts", "openai"),
         ("tts", "deepgram"),
+        ("tts", "openai-compatible"),
         ("tts", "local"),
     ]:
         assert expected in names
@@ -57,8 +59,9 @@ async def test_providers_lists_the_catalog(client: httpx.AsyncClient) -> None:
     whisper = by_name[("stt", "local-whisper")]
     assert whisper["offline"] is True and whisper["requires_key"] is False
     assert whisper["env_var"] is None
-    compatible = by_name[("llm", "openai-compatible")]
-    assert compatible["requires_key"] is False and compatible["requires_base_url"] is True
+    for provider_type in ("llm", "stt", "tts"):
+        compatible = by_name[(provider_type, "openai-compatible")]
+        assert compatible["requires_key"] is False and compatible["requires_base_url"] is True
 
     only_tts = (await client.get("/api/v1/providers", params={"provider_type": "tts"})).json()
     assert {p["provider_type"] for p in only_tts["items"]} == {"tts"}

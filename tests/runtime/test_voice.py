@@ -81,3 +81,60 @@ async def test_a_spoken_question_gets_a_spoken_answer(
         assert metrics[name] is not None and metrics[name] > 0, name
     # How fast is bench/runtime_latency.py's business; here only that it was measured sanely.
     assert metrics["e2e_latency_ms"] >= metrics["llm_latency_ms"]
+
+
+async def test_openai_compatible_speech_servers_hear_and_speak(
+    client: httpx.AsyncClient, fake_llm: FakeOpenAI, deps: RuntimeDeps, tmp_path: Path
+) -> None:
+    """STT and TTS on an OpenAI-compatible server (Speaches, Kokoro-FastAPI, ...): the caller's
+    utterance is uploaded as one WAV, the server's text is the user's turn, and the reply is
+    the server's raw PCM played out at the transport's rate."""
+    fake_llm.transcript = "What is the weather like today?"
+    speech = {"provider": "openai-compatible", "base_url": fake_llm.base_url}
+    call_id = await single_agent_call(
+        client,
+        fake_llm,
+        greeting="Hi!",
+        stt={**speech, "model": "whisper-small", "language": "en"},
+        tts={**speech, "voice": "af_bella"},
+    )
+    first_frames: list[float] = []
+    audio_in = TransportAudioInput()
+    audio_out = TransportAudioOutput(sample_rate=RATE, on_first_frame=first_frames.append)
+    transport = LoopbackTransport(audio_in, audio_out, sample_rate=RATE)
+    options = dataclasses.replace(FAST, turn_detection="vad", min_endpointing_delay=0.3)
+    runner = runner_for(
+        call_id, deps, audio_input=audio_in, audio_output=audio_out, options=options
+    )
+    transport.start()
+    try:
+        await runner.start()
+        await until(lambda: len(first_frames) == 1 and audio_out.queued_duration == 0)
+        greeting = bytes(transport.recorded)
+        # "Hi!" is 3 characters: the fake speaks 150 ms of tone, resampled to 22.05 kHz.
+        assert len(greeting.strip(b"\0")) >= RATE * 2 * 0.12
+
+        fake_llm.reply("It is sunny today.")
+        utterance = caller_speech(tmp_path, "What is the weather like today?")
+        transport.say(utterance)
+        request = await fake_llm.wait_for_request(0, timeout=15)
+        assert request.last_user_text == "What is the weather like today?"
+        await until(lambda: len(first_frames) == 2)
+        assert await runner.end(EndReason.USER_HANGUP) is EndReason.USER_HANGUP
+    finally:
+        await transport.aclose()
+        await runner.aclose()
+
+    [upload] = fake_llm.transcriptions
+    assert upload.fields["model"] == "whisper-small" and upload.fields["language"] == "en"
+    spoken = len(utterance) / 2 / RATE
+    assert spoken - 0.3 < upload.seconds < spoken + 1.5  # the utterance, cut by the VAD
+    assert upload.headers["Authorization"] == "Bearer no-key"
+    said = [(s["input"], s["voice"], s["response_format"]) for s in fake_llm.speeches]
+    assert said == [("Hi!", "af_bella", "pcm"), ("It is sunny today.", "af_bella", "pcm")]
+    roles = [(e["role"], e["content"]) for e in await transcript(client, call_id)]
+    assert roles[1:4] == [
+        ("assistant", "Hi!"),
+        ("user", "What is the weather like today?"),
+        ("assistant", "It is sunny today."),
+    ]

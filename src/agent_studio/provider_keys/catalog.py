@@ -55,29 +55,38 @@ def _offline(provider_type: str, name: str, display_name: str) -> ProviderInfo:
     )
 
 
-_CATALOG: tuple[ProviderInfo, ...] = (
-    _cloud("llm", "openai", "OpenAI", "OPENAI_API_KEY"),
-    _cloud("llm", "anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
-    _cloud("llm", "groq", "Groq", "GROQ_API_KEY"),
-    _cloud("llm", "google", "Google Gemini", "GOOGLE_API_KEY"),
-    # Ollama, vLLM, LM Studio, ...: the key is optional, the server's URL is not. No env var:
-    # a key meant for one server must not be sent to another.
-    ProviderInfo(
-        "llm",
+def _compatible(provider_type: str) -> ProviderInfo:
+    """Any server speaking the OpenAI API for this type: Ollama, vLLM, LM Studio, Speaches, ...
+    The key is optional, the server's URL is not. No env var: a key meant for one server must
+    not be sent to another."""
+    return ProviderInfo(
+        provider_type,
         "openai-compatible",
         "OpenAI-compatible server",
         None,
         requires_key=False,
         requires_base_url=True,
-    ),
+    )
+
+
+_CATALOG: tuple[ProviderInfo, ...] = (
+    _cloud("llm", "openai", "OpenAI", "OPENAI_API_KEY"),
+    _cloud("llm", "anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
+    _cloud("llm", "groq", "Groq", "GROQ_API_KEY"),
+    _cloud("llm", "google", "Google Gemini", "GOOGLE_API_KEY"),
+    _compatible("llm"),
     _cloud("stt", "deepgram", "Deepgram", "DEEPGRAM_API_KEY"),
     _cloud("stt", "openai", "OpenAI", "OPENAI_API_KEY"),
     _cloud("stt", "assemblyai", "AssemblyAI", "ASSEMBLYAI_API_KEY"),
+    # Speaches, faster-whisper-server, vLLM, ...: `POST {base_url}/audio/transcriptions`.
+    _compatible("stt"),
     _offline("stt", "local-whisper", "Whisper (offline, faster-whisper)"),
     _cloud("tts", "cartesia", "Cartesia", "CARTESIA_API_KEY"),
     _cloud("tts", "elevenlabs", "ElevenLabs", "ELEVEN_API_KEY"),
     _cloud("tts", "openai", "OpenAI", "OPENAI_API_KEY"),
     _cloud("tts", "deepgram", "Deepgram", "DEEPGRAM_API_KEY"),
+    # Speaches, Kokoro-FastAPI, ...: `POST {base_url}/audio/speech`, asked for raw 24 kHz PCM.
+    _compatible("tts"),
     _offline("tts", "local", "Local voice (offline)"),
 )
 

@@ -167,6 +167,21 @@ def _assemblyai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
     )
 
 
+@register("stt", "openai-compatible")
+def _compatible_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+    from livekit.plugins import openai
+
+    # The transcriptions endpoint (one request per utterance, cut by the VAD), not realtime.
+    return openai.STT(
+        model=spec.model or "whisper-1",
+        base_url=spec.base_url or "",
+        api_key=key or NO_KEY,
+        language=_lang(spec, ctx),
+        use_realtime=False,
+        **_given(temperature=spec.temperature),
+    )
+
+
 @register("stt", "local-whisper")
 def _local_whisper(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
     return _offline("LocalWhisperSTT")(**_given(model=spec.model), language=_lang(spec, ctx))
@@ -215,6 +230,20 @@ def _deepgram_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> 
         **_given(model=spec.voice or spec.model),
         api_key=_required(spec, key),
         http_session=ctx.http_session,
+    )
+
+
+@register("tts", "openai-compatible")
+def _compatible_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+    from livekit.plugins import openai
+
+    # Raw PCM: nothing to decode, and the first bytes are audio.
+    return openai.TTS(
+        model=spec.model or "tts-1",
+        voice=spec.voice or "alloy",
+        base_url=spec.base_url or "",
+        api_key=key or NO_KEY,
+        response_format="pcm",
     )
 
 
