@@ -1,9 +1,11 @@
 """The caller side of `webrtc_capacity.py`: N concurrent aiortc callers in one process.
 
-Each caller creates a test-agent call through the REST API, joins it over WHIP (loopback
-only), says an espeak-ng sentence every `--period` seconds (when the agent is not still
-answering) and records every received audio frame: arrival time, RTP timestamp, loudness.
-Prints one JSON line with the raw figures; `webrtc_capacity.py` does the statistics.
+The callers join one after another over `--ramp` seconds; the figures are those of the
+`--seconds` after every call is in (and a second more), with the frames that came late during
+the ramp counted apart. Each caller creates a test-agent call through the REST API, joins it
+over WHIP (loopback only), says an espeak-ng sentence every `--period` seconds (when the agent
+is not still answering) and records every received audio frame: arrival time, RTP timestamp,
+loudness. Prints one JSON line with the raw figures; `webrtc_capacity.py` does the statistics.
 
 Runs with this checkout's `src` and the repository root on `PYTHONPATH` (the caller is the
 measuring tool: it stays the same whichever server build is measured).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import subprocess
@@ -30,7 +33,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 from tests.fixtures.whip_client import WhipCaller
 
-from agent_studio.media.embedded.webrtc.audio import FrameConverter
+from agent_studio.media.embedded.webrtc.audio import FrameConverter, InlineDecoding
 
 RATE = 48000
 FRAME_SAMPLES = 960
@@ -84,8 +87,18 @@ class Caller(WhipCaller):
         self.frames: list[tuple[float, int, bool]] = []
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
+        if track.kind != "audio":
+            return
+        # Decode as the server does (on the loop, 16 kHz): the callers' process shares the
+        # machine's two cores with the server, so it should cost no more than it must.
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+        if InlineDecoding.install(receiver, self._heard, lambda: 16000) is None:
             self._tasks.append(asyncio.create_task(self._record(track)))
+
+    def _heard(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
+        samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+        loud = float(np.sqrt(np.mean(samples * samples))) > LOUD_RMS
+        self.frames.append((time.perf_counter(), timestamp, loud))
 
     async def _record(self, track: MediaStreamTrack) -> None:
         converter = FrameConverter()
@@ -113,18 +126,27 @@ class Caller(WhipCaller):
 
 
 async def one_call(
-    http: httpx.AsyncClient, agent: str, speech: bytes, seconds: float, period: float
+    http: httpx.AsyncClient,
+    agent: str,
+    speech: bytes,
+    window: tuple[float, float, float],
+    period: float,
 ) -> dict[str, Any]:
+    """A call that starts at `window[0]`, takes turns from `window[1]` (every call has joined)
+    and hangs up at `window[2]` (perf_counter times)."""
+    start, measure_from, stop = window
     voice = Voice()
     caller = Caller(voice)
     result: dict[str, Any] = {"latencies": [], "missed": 0, "error": None}
     try:
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
         r = await http.post("/api/v1/calls/test-agent", json={"agent_name": agent})
         r.raise_for_status()
         call = r.json()
         await caller.join(http, call["url"], call["token"])
-        stop = time.perf_counter() + seconds
-        await asyncio.sleep(random.uniform(0.5, 0.5 + period))  # spread the turns
+        # Turns spread over the first period once every call is in.
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        await asyncio.sleep(random.uniform(0.0, period))
         index = 0
         while time.perf_counter() + period < stop:
             turn_start = time.perf_counter()
@@ -158,7 +180,7 @@ async def one_call(
 
 async def bounded(call: Any, args: argparse.Namespace) -> dict[str, Any]:
     try:
-        async with asyncio.timeout(args.seconds + 40):
+        async with asyncio.timeout(args.ramp + args.seconds + 40):
             return dict(await call)
     except TimeoutError:
         return {"latencies": [], "missed": 0, "error": "call timed out", "frames": []}
@@ -172,24 +194,31 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append((loop.time() - start - 0.01) * 1000)
 
 
-def late_share(frames: list[tuple[float, int]], skip: float = 1.0) -> tuple[int, int]:
-    """(late, total) frames: arrival vs the sender's 20 ms grid (RTP timestamps), more than
-    20 ms behind the call's earliest arrival relative to that grid. The first `skip` seconds
-    (ICE, DTLS, jitter buffer filling) are left out."""
+def late_share(
+    frames: list[tuple[float, int]], since: float, until: float = float("inf"), skip: float = 1.0
+) -> tuple[int, int]:
+    """(late, total) frames that arrived between `since` and `until`: arrival vs the sender's
+    20 ms grid (RTP timestamps), more than 20 ms behind the call's earliest arrival relative to
+    that grid. The call's first `skip` seconds (ICE, DTLS, jitter buffer filling) are left out."""
     if len(frames) < 10:
         return 0, 0
     t = np.array([f[0] for f in frames])
     pts = np.array([f[1] for f in frames], dtype=np.float64)
-    keep = t >= t[0] + skip
-    offset = (t - pts / RATE)[keep]
-    if not len(offset):
+    settled = t >= t[0] + skip
+    offset = t - pts / RATE
+    if not settled.any():
         return 0, 0
-    lateness = offset - offset.min()
-    return int(np.sum(lateness > 0.020)), len(offset)
+    lateness = offset - offset[settled].min()
+    keep = settled & (t >= since) & (t < until)
+    return int(np.sum(lateness[keep] > 0.020)), int(np.sum(keep))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     speech = sentence_pcm()
+    # What start-up made lives as long as the process: out of the cycle collector's way, so a
+    # full collection does not hold every call's audio up (as the server does).
+    gc.collect()
+    gc.freeze()
     lags: list[float] = []
     stop = asyncio.Event()
     lag_task = asyncio.create_task(loop_lag(lags, stop))
@@ -200,19 +229,37 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         trust_env=False,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
     ) as http:
+        # Calls join one after another over the ramp; the figures are taken once all are in.
+        begin = time.perf_counter()
+        measure_from = begin + args.ramp + 1.0
+        stop_at = measure_from + args.seconds
         calls = await asyncio.gather(
             *(
-                bounded(one_call(http, args.agent, speech, args.seconds, args.period), args)
-                for _ in range(args.calls)
+                bounded(
+                    one_call(
+                        http,
+                        args.agent,
+                        speech,
+                        (begin + i * args.ramp / args.calls, measure_from, stop_at),
+                        args.period,
+                    ),
+                    args,
+                )
+                for i in range(args.calls)
             )
         )
     stop.set()
     await lag_task
-    late = total = 0
+    late = total = ramp_late = ramp_total = 0
     for call in calls:
-        n_late, n_total = late_share(call.pop("frames"))
+        frames = call.pop("frames")
+        n_late, n_total = late_share(frames, measure_from)
         late, total = late + n_late, total + n_total
+        n_late, n_total = late_share(frames, begin, measure_from)
+        ramp_late, ramp_total = ramp_late + n_late, ramp_total + n_total
     return {
+        "ramp_late_frames": ramp_late,
+        "ramp_frames": ramp_total,
         "latencies": [x for c in calls for x in c["latencies"]],
         "missed": sum(c["missed"] for c in calls),
         "errors": [c["error"] for c in calls if c["error"]],
@@ -228,7 +275,8 @@ def main() -> None:
     p.add_argument("--api-key", required=True)
     p.add_argument("--agent", required=True)
     p.add_argument("--calls", type=int, required=True)
-    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seconds", type=float, required=True, help="once every call is in")
+    p.add_argument("--ramp", type=float, default=0.0, help="seconds over which calls join")
     p.add_argument("--period", type=float, default=5.0)
     args = p.parse_args()
     result = asyncio.run(main_async(args))

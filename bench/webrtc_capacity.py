@@ -10,13 +10,15 @@ on 2 cores is stated for cloud-style providers), or the offline Whisper (`--stt 
 0.3 s of a core per utterance: it is Whisper that then sets the capacity).
 The callers (aiortc, `bench/_callers.py`) run in another process: each creates a call through
 the API, joins over WHIP, says an espeak-ng sentence every `--period` seconds and records when
-reply audio frames arrive. Every packet stays on 127.0.0.1.
+reply audio frames arrive. Every packet stays on 127.0.0.1. A step's N calls join 0.1 s apart
+(at most 5 s for all); its figures are those of the `--seconds` once every call is in.
 
 Per step (N concurrent calls), printed:
   - late frames: share of received frames more than 20 ms behind the sender's 20 ms grid (RTP
     timestamps), relative to the call's earliest frame (server pacing + loopback + caller loop);
+    the share while the calls were joining is printed apart (each join: DTLS, a new session);
   - reply latency: end of the caller's sentence -> first non-silent reply frame, median / p95
-    (this includes VAD silence, end-of-turn detection, Whisper, the LLM delay and espeak-ng);
+    (this includes VAD silence, end-of-turn detection, the STT, the LLM delay and espeak-ng);
   - server CPU (% of one core, /proc/<pid>/stat) and RSS per call (VmRSS peak minus before).
 A step holds when late frames < 1 %, no reply went missing, and the reply p95 is within
 100 ms of the single-call p95. Stepping stops at the first step that does not hold or when
@@ -24,7 +26,7 @@ the time budget runs out. The capacity printed is the largest N that held.
 
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 150] [--keep-going]
-        [--stt cloud|local] [--profile [--profile-calls 8]] [--no-preload]
+        [--stt cloud|local] [--turn model|vad] [--profile [--profile-calls 8]]
         [--baseline OTHER/src]
 
 `--profile` samples the server with py-spy (`.venv/bin/pip install py-spy`; not a project
@@ -74,10 +76,7 @@ AGENT = "bench-agent"
 LATE_LIMIT = 0.01
 P95_SLACK_MS = 100.0
 TICKS = os.sysconf("SC_CLK_TCK")
-PRELOAD = (
-    "import runpy, sys; from livekit.plugins import silero; "
-    "sys.argv[0] = 'agent_studio'; runpy.run_module('agent_studio', run_name='__main__')"
-)
+PROFILE_RATE = 200  # py-spy samples a second
 
 
 # The fake model, in a thread with its own event loop.
@@ -111,20 +110,14 @@ def fake_llm() -> Iterator[str]:
 
 
 @contextmanager
-def server(src: Path, preload: bool) -> Iterator[tuple[str, int]]:
-    """`agent-studio serve` from `src` on a free port, loopback ICE; yields (URL, pid).
-
-    `preload` imports livekit's silero plugin on the main thread before the server starts:
-    `load_voice_models` imports it in a worker thread, which livekit refuses ("Plugins must be
-    registered on the main thread"), so without it every voice call of a fresh `serve` fails.
-    """
+def server(src: Path, turn: str) -> Iterator[tuple[str, int]]:
+    """`agent-studio serve` from `src` on a free port, loopback ICE; yields (URL, pid)."""
     with tempfile.TemporaryDirectory(prefix="agent-studio-bench-") as tmp:
         env = build_env(src, None, Path(tmp))
         env["AGENT_STUDIO_ICE_HOSTS"] = "127.0.0.1"
+        env["AGENT_STUDIO_TURN_DETECTION"] = turn
         port = _free_port()
         command = [sys.executable, "-m", "agent_studio", "serve", "--port", str(port)]
-        if preload:
-            command[1:3] = ["-c", PRELOAD]
         process = subprocess.Popen(
             command,
             env=env,
@@ -187,28 +180,33 @@ def create_agent(url: str, llm_url: str, stt: str) -> None:
 # One step: a callers process against the running server.
 
 
+def ramp_for(calls: int) -> float:
+    """Seconds over which a step's calls join: 0.1 s apart, at most 5 s."""
+    return min(5.0, 0.1 * calls)
+
+
 def run_step(
     url: str, pid: int, calls: int, seconds: float, period: float, profile: Path | None
 ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(ROOT)])}
+    ramp = ramp_for(calls)
     command = [sys.executable, str(HERE / "_callers.py"), "--url", url, "--api-key", API_KEY]
     command += ["--agent", AGENT, "--calls", str(calls), "--seconds", str(seconds)]
-    command += ["--period", str(period)]
+    command += ["--period", str(period), "--ramp", str(ramp)]
     rss_before = rss_mib(pid)
     out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  # read after the process ends
     err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     callers = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
     spy = None
     try:
-        settle = min(3.0 + calls * 0.05, seconds / 3)  # joins done, turns under way
-        time.sleep(settle)
-        window = max(1.0, seconds - settle - 1.0)
+        time.sleep(ramp + 2.0)  # the callers' start-up, the joins, a second more
+        window = max(1.0, seconds - 1.0)
         if profile is not None:
             spy = subprocess.Popen(
                 [
                     *[shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")],
                     *["record", "--pid", str(pid), "--duration", str(int(window))],
-                    *["--rate", "50", "--format", "raw", "--output", str(profile)],
+                    *["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(profile)],
                     *["--gil", "--nonblocking"],  # Python's hot path; never pause the server
                 ],
                 stdout=subprocess.DEVNULL,
@@ -272,10 +270,12 @@ def top_functions(raw: Path, count: int = 15) -> list[str]:
 def report(calls: int, step: dict[str, Any]) -> Figures | None:
     late = step["late_frames"] / step["frames"] if step["frames"] else float("nan")
     lag = Figures("", step["caller_loop_lag_ms"] or [0.0])
+    ramp = step["ramp_late_frames"] / max(1, step["ramp_frames"])
     print(
         f"  N={calls:<3} late frames {late:6.2%} of {step['frames']:<6} server CPU "
         f"{step['cpu']:5.0%} of a core, RSS {step['rss']:.0f} MiB (+{step['rss_per_call']:.1f} "
-        f"MiB/call); caller loop lag p95 {lag.pct(0.95):.0f} ms"
+        f"MiB/call); caller loop lag p95 {lag.pct(0.95):.0f} ms; while joining "
+        f"({ramp_for(calls):.1f} s): {ramp:.2%} late"
     )
     if step["missed"] or step["errors"]:
         print(
@@ -292,7 +292,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
     started = time.monotonic()
     profile_file = Path(tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1])
     profiled = False
-    with fake_llm() as llm_url, server(src, not args.no_preload) as (url, pid):
+    with fake_llm() as llm_url, server(src, args.turn) as (url, pid):
         create_agent(url, llm_url, args.stt)
         print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
         run_step(url, pid, 1, 8.0, 4.0, None)  # loads Whisper, VAD and the turn detector
@@ -300,7 +300,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
         sustained = prev = 0
         for calls in steps:
             remaining = args.budget - (time.monotonic() - started)
-            if remaining < args.seconds * (2 if single_p95 is None else 1) + 5:
+            if remaining < args.seconds * (2 if single_p95 is None else 1) + ramp_for(calls) + 5:
                 print(f"  (time budget of {args.budget:.0f} s used up: stopped before N={calls})")
                 break
             profile = None
@@ -348,12 +348,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="steps 1,4,8 of 15 s")
     p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
     p.add_argument("--stt", choices=("cloud", "local"), default="cloud")
+    p.add_argument(
+        "--turn", choices=("model", "vad"), default="model", help="AGENT_STUDIO_TURN_DETECTION"
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the server for one step")
     p.add_argument("--profile-calls", type=int, default=8)
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
-    p.add_argument(
-        "--no-preload", action="store_true", help="do not import silero on the main thread first"
-    )
     args = p.parse_args()
     if args.quick:
         args.steps, args.seconds = "1,4,8", 15.0
@@ -363,9 +363,10 @@ def main() -> None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     steps = [int(n) for n in args.steps.split(",")]
     print(
-        f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), fake LLM "
-        f"{LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; a turn every {args.period:.0f} s per "
-        f"caller; {args.seconds:.0f} s per step; callers in their own process; "
+        f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), turn detection {args.turn}, "
+        f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; "
+        f"a turn every {args.period:.0f} s per caller; {args.seconds:.0f} s per step; "
+        f"callers in their own process; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     for label, src in builds(args):

@@ -44,14 +44,15 @@ def serve(
     import uvicorn
 
     from agent_studio.app import create_app
+    from agent_studio.core.memory import freeze_long_lived
 
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=True
-    )
+    application = create_app(settings)
+    freeze_long_lived(collect=True)  # the modules just imported live as long as the process
+    uvicorn.run(application, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
 
 
 @app.command()

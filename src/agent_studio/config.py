@@ -6,6 +6,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     # Database pool (PostgreSQL); SQLite always uses one connection, see core/db.py.
     db_pool_size: int = 10
     db_max_overflow: int = 20
+
+    # Voice calls: who decides the caller has finished a turn. `model`: livekit's local
+    # end-of-turn model listens to the audio (waits up to 3 s when unsure); `vad`: the caller's
+    # silence alone (0.55 s plus 0.5 s), cheaper per call and predictable.
+    turn_detection: Literal["model", "vad"] = "model"
 
     # Call lifecycle.
     heartbeat_timeout_seconds: float = 30.0

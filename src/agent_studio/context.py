@@ -17,6 +17,7 @@ from agent_studio.media.embedded import EmbeddedBackend
 from agent_studio.media.embedded.telephony import Telephony
 from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession, options_from_settings
 from agent_studio.media.factory import create_media_backend
+from agent_studio.runtime import RuntimeOptions
 from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
 
 
@@ -41,7 +42,13 @@ class AppContext:
         db = Database(settings)
         lifecycle = CallLifecycle(db)
         running = RunningCalls()
-        host = CallHost(db, secrets, lifecycle, running)
+        host = CallHost(
+            db,
+            secrets,
+            lifecycle,
+            running,
+            RuntimeOptions(turn_detection=settings.turn_detection),
+        )
         context = cls(
             settings=settings,
             db=db,
@@ -64,9 +71,9 @@ class AppContext:
 
     async def _run_webrtc_call(self, session: WebRTCSession) -> None:
         """A browser's audio is flowing: run the call's session on it."""
-        caller = TransportAudioInput(sample_rate=16000, label="webrtc")
+        caller = TransportAudioInput(sample_rate=16000, frame_ms=40, label="webrtc")
         agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
-        session.attach(sink=caller.push_frame, source=agent)
+        session.attach(sink=caller.push_frame, source=agent, sink_rate=caller.sample_rate)
 
         async def close_peer(_: EndReason) -> None:
             caller.close()

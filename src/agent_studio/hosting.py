@@ -24,6 +24,7 @@ from agent_studio.runtime import (
     CallRunner,
     EndHook,
     RuntimeDeps,
+    RuntimeOptions,
     database_key_lookup,
 )
 
@@ -32,8 +33,14 @@ log = logging.getLogger(__name__)
 
 class CallHost:
     def __init__(
-        self, db: Database, secrets: SecretBox, lifecycle: CallLifecycle, running: RunningCalls
+        self,
+        db: Database,
+        secrets: SecretBox,
+        lifecycle: CallLifecycle,
+        running: RunningCalls,
+        options: RuntimeOptions | None = None,
     ) -> None:
+        self.options = options or RuntimeOptions()
         self._db = db
         self._secrets = secrets
         self._lifecycle = lifecycle
@@ -78,6 +85,7 @@ class CallHost:
             audio_output=audio_output,
             activation=activation,
             on_end=on_end,
+            options=self.options,
         )
         await runner.start()
         task = asyncio.create_task(runner.wait(), name=f"call-{call_id}")

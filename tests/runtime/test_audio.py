@@ -212,3 +212,23 @@ async def test_loopback_transport_keeps_real_time() -> None:
 
 async def _take(audio_in: TransportAudioInput, n: int) -> list[rtc.AudioFrame]:
     return [await audio_in.__anext__() for _ in range(n)]
+
+
+async def test_input_joins_transport_frames_into_longer_session_frames() -> None:
+    """40 ms session frames from 20 ms packets: the session is woken once per two packets."""
+    audio_in = TransportAudioInput(sample_rate=16000, frame_ms=40)
+    signal = tone(440, 48000, 0.2)
+    reader = asyncio.ensure_future(audio_in.__anext__())
+    audio_in.push_frame(signal[:960].tobytes(), 48000)
+    await asyncio.sleep(0.05)
+    assert not reader.done()  # half a session frame: nothing to read yet
+    audio_in.push_frame(signal[960:1920].tobytes(), 48000)
+    first = await asyncio.wait_for(reader, 1)
+    assert 600 <= first.samples_per_channel <= 640  # two packets, less the resampler's delay
+    for start in range(1920, len(signal), 960):
+        audio_in.push_frame(signal[start : start + 960].tobytes(), 48000)
+    audio_in.close()
+    rest = await read_all(audio_in)
+    assert [f.samples_per_channel for f in rest[:3]] == [640, 640, 640]
+    total = first.samples_per_channel + sum(f.samples_per_channel for f in rest)
+    assert abs(total - 3200) <= 16  # 0.2 s, nothing lost

@@ -10,29 +10,47 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from livekit import rtc
 from livekit.agents.voice import io
 
 from agent_studio.runtime.speech.pcm import Pcm, PcmInput, Resampler, as_samples, convert_channels
+
+_RESAMPLER_SLACK_MS = 3
 
 
 class TransportAudioInput(io.AudioInput):
     """The caller's audio, pushed by the transport at its own rate, read by the session.
 
     `push_frame` takes interleaved s16 PCM at any rate and channel count; frames come out of
-    the iterator as mono at `sample_rate` (16 kHz: what the VAD and Whisper use natively). The
-    queue holds at most `max_queued_frames` pushes; when the session falls behind, the oldest
-    are dropped and counted in `dropped_frames`. `close()` ends the iteration once the queue
-    is drained. `push_frame` and `close` may be called from any thread (an RTP thread).
+    the iterator as mono at `sample_rate` (16 kHz: what the VAD and Whisper use natively), at
+    least `frame_ms` long: a transport's 20 ms packets are joined, because the session's work
+    per frame (its channels, the VAD's loop, end-of-turn bookkeeping) does not depend on the
+    frame's length; 40 ms halves it at 10 ms of added delay on average. The queue holds at most
+    `max_queued_frames` pushes; when the session falls behind, the oldest are dropped and
+    counted in `dropped_frames`. `close()` ends the iteration once the queue is drained.
+    `push_frame` and `close` may be called from any thread (an RTP thread).
     """
 
     def __init__(
-        self, *, sample_rate: int = 16000, max_queued_frames: int = 50, label: str = "transport"
+        self,
+        *,
+        sample_rate: int = 16000,
+        max_queued_frames: int = 50,
+        frame_ms: int = 20,
+        label: str = "transport",
     ) -> None:
         super().__init__(label=label)
         self.sample_rate = sample_rate
+        self.frame_samples = max(1, sample_rate * frame_ms // 1000)
+        # A resampler holds back a little of the first push: a frame that short is complete.
+        self._enough = max(1, self.frame_samples - sample_rate * _RESAMPLER_SLACK_MS // 1000)
         self.dropped_frames = 0
         self._queue: deque[tuple[Pcm, int, int]] = deque(maxlen=max_queued_frames)
+        self._queued = 0.0  # seconds of audio in the queue
+        self._needed = 0.0  # seconds the waiting reader needs before it is worth waking
+        self._pending: list[Pcm] = []  # converted, not yet returned
+        self._pending_samples = 0
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -50,8 +68,12 @@ class TransportAudioInput(io.AudioInput):
         samples = as_samples(pcm)
         if self._queue.maxlen is not None and len(self._queue) == self._queue.maxlen:
             self.dropped_frames += 1
+            old, old_rate, old_channels = self._queue[0]
+            self._queued -= len(old) / old_channels / old_rate
         self._queue.append((samples, sample_rate, channels))
-        if self._waiting:  # set before the reader looks at the queue, so no push is missed
+        self._queued += len(samples) / channels / sample_rate
+        # `_waiting` is set before the reader looks at the queue, so no push is missed.
+        if self._waiting and self._queued >= self._needed:
             self._wake()
 
     def close(self) -> None:
@@ -69,23 +91,32 @@ class TransportAudioInput(io.AudioInput):
         if self._loop is None:
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         while True:
-            if not self._queue:
-                if self._closed:
-                    return self._drain()
-                self._waiting = True
-                self._wakeup.clear()
-                if not self._queue and not self._closed:
-                    await self._wakeup.wait()
-                self._waiting = False
-                continue
-            samples, rate, channels = self._queue.popleft()
-            mono = convert_channels(samples, channels, 1)
-            if rate != self.sample_rate:
-                if self._resampler is None or self._resampler.input_rate != rate:
-                    self._resampler = Resampler(rate, self.sample_rate)
-                mono = self._resampler.push(mono)
-            if len(mono):
-                return _frame(mono, self.sample_rate)
+            while self._queue and self._pending_samples < self._enough:
+                samples, rate, channels = self._queue.popleft()
+                self._queued -= len(samples) / channels / rate
+                mono = convert_channels(samples, channels, 1)
+                if rate != self.sample_rate:
+                    if self._resampler is None or self._resampler.input_rate != rate:
+                        self._resampler = Resampler(rate, self.sample_rate)
+                    mono = self._resampler.push(mono)
+                if len(mono):
+                    self._pending.append(mono)
+                    self._pending_samples += len(mono)
+            if self._pending_samples >= self._enough or (self._closed and self._pending_samples):
+                return self._take()
+            if self._closed:
+                return self._drain()
+            self._needed = (self._enough - self._pending_samples) / self.sample_rate
+            self._waiting = True
+            self._wakeup.clear()
+            if self._queued < self._needed and not self._closed:
+                await self._wakeup.wait()
+            self._waiting = False
+
+    def _take(self) -> rtc.AudioFrame:
+        mono = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending, self._pending_samples = [], 0
+        return _frame(mono, self.sample_rate)
 
     def _drain(self) -> rtc.AudioFrame:
         tail = self._resampler.flush() if self._resampler and not self._drained else None

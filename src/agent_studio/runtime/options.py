@@ -42,7 +42,8 @@ class RuntimeDeps:
     http_session: aiohttp.ClientSession | None = None
     """Shared HTTP session for providers and webhooks; None: each call opens its own."""
     vad: Any = None
-    """A loaded VAD; None: the process-wide silero VAD, loaded on the first voice call."""
+    """A VAD for every call (tests); None: each call its own VAD over the process-wide silero
+    model, loaded on the first voice call."""
 
 
 @dataclass(frozen=True, slots=True)

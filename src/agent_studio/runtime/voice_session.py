@@ -2,8 +2,11 @@
 
 Turn taking runs on this machine: silero VAD (its model ships in the wheel) and, by default,
 livekit's local end-of-turn model (`v1-mini`, no network). Both are loaded once per process and
-shared by every call (each call gets its own stream state). Text-mode calls use neither: their
-turns are the text messages.
+shared by every call (each call gets its own stream state). Each call still gets its own VAD
+object over the shared model (`call_vad`): a livekit VAD is an event emitter, and every session
+using one listens to its metrics, so one VAD shared by N calls would call N listeners for each
+of its N calls' metrics, N² a second. Every call's VAD inferences run in batches on one
+thread (`vad_batch`). Text-mode calls use neither: their turns are the text messages.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 # importing here (at start-up, on the main thread) lets the models load in a worker thread.
 from livekit.plugins import silero
 
+from agent_studio.core.memory import freeze_long_lived
 from agent_studio.runtime.options import RuntimeOptions
+from agent_studio.runtime.vad_batch import batch_inference
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +59,32 @@ def _model_turn_detector() -> Any:
         return _turn_detector
 
 
+class _CallVAD(silero.VAD):
+    """silero over the process's model, whose streams' inferences run batched (vad_batch)."""
+
+    def stream(self) -> Any:
+        stream = super().stream()
+        if not batch_inference(stream, self._onnx_session):
+            log.warning("silero's stream is not the expected one: VAD inferences not batched")
+        return stream
+
+
+def call_vad() -> Any:
+    """A VAD for one call: the process's loaded silero model, its own listeners."""
+    shared = load_vad()
+    return _CallVAD(session=shared._onnx_session, opts=shared._opts)
+
+
 async def load_voice_models(options: RuntimeOptions) -> None:
     """Load the VAD and the end-of-turn model in a thread: loading them on the event loop
-    stalls every call the process carries (about 1.5 s for the turn model)."""
+    stalls every call the process carries (about 1.5 s for the turn model). What a first load
+    made lives as long as the process: it is frozen out of the cycle collector."""
+    fresh = _vad is None or (options.turn_detection == "model" and _turn_detector is None)
     await asyncio.to_thread(load_vad)
     if options.turn_detection == "model":
         await asyncio.to_thread(_model_turn_detector)
+    if fresh:
+        freeze_long_lived(collect=False)
 
 
 def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
@@ -84,7 +109,7 @@ def new_agent_session(*, voice: bool, vad: Any, options: RuntimeOptions) -> Agen
         timeout=options.provider_timeout,
     )
     return AgentSession(
-        vad=(vad or load_vad()) if voice else None,
+        vad=(vad or call_vad()) if voice else None,
         turn_handling=turn_handling(voice, options),  # type: ignore[arg-type]
         user_away_timeout=None,
         session_close_transcript_timeout=options.close_transcript_timeout,

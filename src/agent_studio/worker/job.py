@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_studio.calls.states import NOT_STARTED, CallType, EndReason
 from agent_studio.config import get_settings
-from agent_studio.runtime import CallRunner
+from agent_studio.runtime import CallRunner, RuntimeOptions
 from agent_studio.worker.host import CallInfo, JobHost
 from agent_studio.worker.sip_dial import dial, sip_request
 
@@ -245,7 +245,8 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown("not a call")
         return
     ctx.log_context_fields = {"call_id": str(job.call_id)}
-    host = JobHost(get_settings())
+    settings = get_settings()
+    host = JobHost(settings, RuntimeOptions(turn_detection=settings.turn_detection))
     try:
         await run_call_job(job, host, JobRoom(ctx))
     finally:

@@ -33,6 +33,8 @@ class RunnerStandIn:
     inputs: dict[uuid.UUID, TransportAudioInput] = field(default_factory=dict)
     outputs: dict[uuid.UUID, TransportAudioOutput] = field(default_factory=dict)
     ended: dict[uuid.UUID, EndReason] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, WebRTCSession] = field(default_factory=dict)
+    rates: set[tuple[int, int]] = field(default_factory=set)
 
     async def start(self, session: WebRTCSession) -> None:
         caller = TransportAudioInput(sample_rate=16000, label="webrtc")
@@ -44,7 +46,13 @@ class RunnerStandIn:
             await session.close()  # CallRunner's on_end hook: tear the media down first
             await self.lifecycle.end(session.call_id, reason, error)  # then the recorder
 
-        session.attach(sink=caller.push_frame, source=agent, end_call=end_call)
+        def sink(pcm: bytes, sample_rate: int, channels: int) -> None:
+            self.rates.add((sample_rate, channels))
+            caller.push_frame(pcm, sample_rate, channels)
+
+        # As the app attaches its runtime: decoded straight at the runtime's input rate.
+        session.attach(sink=sink, source=agent, end_call=end_call, sink_rate=caller.sample_rate)
+        self.sessions[session.call_id] = session
         self.inputs[session.call_id] = caller
         self.outputs[session.call_id] = agent
 
@@ -81,9 +89,15 @@ async def test_the_runtime_hears_the_caller_and_the_caller_hears_the_runtime(
             if len(frames) >= 50:
                 break
     assert {(f.sample_rate, f.num_channels) for f in frames} == {(16000, 1)}
+    # Opus decoded on the event loop at 16 kHz: the runtime's input resamples nothing.
+    assert runner.sessions[call_id].inline_decoding is not None
+    assert runner.rates == {(16000, 1)}
     heard = np.frombuffer(b"".join(bytes(f.data) for f in frames[-25:]), dtype="<i2")
     assert abs(dominant_frequency(heard.astype(np.float64), 16000) - CALLER_TONE_HZ) < 15
 
+    # Nothing to say yet: the caller hears silence (the shared silence packet), then the reply.
+    await wait_until(lambda: len(caller.heard.chunks) >= 25)
+    assert rms(caller.heard.samples()[-9600:]) < 30
     already = len(caller.heard.chunks)
     await speak(runner.outputs[call_id], 1.0)
     await wait_until(lambda: len(caller.heard.chunks) - already >= 60)

@@ -89,7 +89,7 @@ class Telephony:
         await self._lifecycle.mark_connecting(call.call_id)
 
     async def answered(self, call: SipCall) -> None:
-        caller = TransportAudioInput(sample_rate=16000, label="sip")
+        caller = TransportAudioInput(sample_rate=16000, frame_ms=40, label="sip")
         agent = TransportAudioOutput(sample_rate=8000, label="sip")
         call.attach_audio(caller, agent)
 

@@ -1,23 +1,30 @@
-"""A WebRTC call's audio bridge: received frames to PCM for a sink, a paced track from a source.
+"""A WebRTC call's audio bridge: Opus to PCM for a sink, and a paced Opus track from a source.
 
-Both sides speak 16-bit mono PCM at 48 kHz, the rate Opus runs at, so nothing is resampled on
-the way to the runtime; the runtime converts to what its STT wants. The outgoing track is the
-transport's clock: aiortc's sender calls `recv()` for each 20 ms frame and the track waits
-until that frame is due, then pulls exactly one frame from the source.
+Both directions are coded here with libopus (`opus.py`) on the event loop rather than by
+aiortc's PyAV codecs on a thread per direction: the caller's packets are decoded as aiortc
+reassembles them (`InlineDecoding`), straight to mono at the rate the sink asks for (16 kHz for
+the runtime: nothing is resampled), and the outgoing track hands aiortc ready-made Opus packets,
+so aiortc neither encodes nor measures audio levels. A silent frame costs nothing: it is one
+packet encoded once per process. The outgoing track is the transport's clock: aiortc's sender
+calls `recv()` for each 20 ms frame and the track waits until that frame is due, then pulls
+exactly one frame of s16 mono 48 kHz from the source.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, AudioResampler
+from av import AudioFrame, AudioResampler, Packet
+
+from agent_studio.media.embedded.webrtc.opus import OpusDecoder, OpusEncoder, OpusError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,10 @@ class AudioSource(Protocol):
         ...
 
 
-# The call's incoming audio goes to `sink(pcm, sample_rate, channels)`: s16 mono 48 kHz, one
-# 20 ms frame per call. It runs on the event loop: a plain function must not block (queue the
-# frame); a coroutine function is awaited before the next frame is read.
-AudioSink = Callable[[bytes, int, int], Awaitable[None] | None]
+# The call's incoming audio goes to `sink(pcm, sample_rate, channels)`: s16 mono, one 20 ms
+# frame per call, at the rate the sink was attached with (48 kHz when aiortc decodes). It runs
+# on the event loop, as each packet arrives: it must not block (queue the frame).
+AudioSink = Callable[[bytes, int, int], None]
 
 
 class Silence:
@@ -50,12 +57,6 @@ class Silence:
 def discard(pcm: bytes, sample_rate: int, channels: int) -> None:
     """The sink of a call nobody listens to yet."""
     return None
-
-
-async def deliver(sink: AudioSink, pcm: bytes) -> None:
-    result = sink(pcm, SAMPLE_RATE, 1)
-    if inspect.isawaitable(result):
-        await result
 
 
 class FrameConverter:
@@ -72,12 +73,29 @@ class FrameConverter:
         return b"".join(chunks)
 
 
+_SILENT_FRAME = bytes(FRAME_SAMPLES * 2)
+_TAIL_FRAMES = 3  # real silence encoded after speech: the encoder's look-ahead drains
+_silence_packet: bytes | None = None
+
+
+def silence_packet() -> bytes:
+    """One Opus packet of a silent 20 ms frame, encoded once per process (sent as is for every
+    silent frame of every call: decoders take repeated packets)."""
+    global _silence_packet
+    if _silence_packet is None:
+        encoder = OpusEncoder()
+        for _ in range(10):  # past the encoder's start-up frames
+            packet = encoder.encode(_SILENT_FRAME)
+        _silence_packet = packet
+    return _silence_packet
+
+
 class SourceTrack(MediaStreamTrack):
-    """The call's outgoing audio track: one frame from `source` every 20 ms.
+    """The call's outgoing audio track: one Opus packet from `source` every 20 ms.
 
     `source` may be swapped at any time (the runtime attaches when the call becomes active).
     A source that returns too little is padded with silence, too much is cut; one that raises
-    is logged and replaced by silence.
+    is logged and replaced by silence. Silent frames are not encoded (`silence_packet`).
     """
 
     kind = "audio"
@@ -87,8 +105,10 @@ class SourceTrack(MediaStreamTrack):
         self.source = source
         self._start: float | None = None
         self._timestamp = 0
+        self._encoder: OpusEncoder | None = None
+        self._tail = 0
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet:  # type: ignore[type-arg]  # aiortc sends Packets as they are
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
@@ -106,12 +126,83 @@ class SourceTrack(MediaStreamTrack):
             # An exception here would silently stop aiortc's sender for the rest of the call.
             log.exception("the audio source of a WebRTC call failed; sending silence")
             self.source = Silence()
-            pcm = bytes(size)
+            pcm = _SILENT_FRAME
         if len(pcm) != size:
             pcm = pcm[:size].ljust(size, b"\0")
-        frame = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(pcm.ljust(frame.planes[0].buffer_size, b"\0"))
-        frame.pts = self._timestamp
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = _TIME_BASE
-        return frame
+        packet = Packet(self._encode(pcm))
+        packet.pts = self._timestamp
+        packet.time_base = _TIME_BASE
+        return packet
+
+    def _encode(self, pcm: bytes) -> bytes:
+        if pcm == _SILENT_FRAME:
+            if not self._tail:
+                return silence_packet()
+            self._tail -= 1
+        else:
+            self._tail = _TAIL_FRAMES
+        if self._encoder is None:
+            self._encoder = OpusEncoder()
+        return self._encoder.encode(pcm)
+
+
+class InlineDecoding:
+    """Stands in for an aiortc receiver's decoder queue: each reassembled Opus frame is decoded
+    on the event loop as it arrives and handed to `on_pcm(pcm, sample_rate, timestamp)` (the
+    frame's RTP timestamp, 48 kHz units from the stream's first), at the rate `rate()` gives at
+    that moment. aiortc's decoder thread still starts, and waits in `get()`
+    until the receiver stops.
+
+    `install` replaces the queue of a receiver whose decoding has not started yet (aiortc emits
+    the remote track before it starts receiving); it returns False, and changes nothing, when
+    the receiver is not the aiortc it was written for (the pinned version is).
+    """
+
+    _QUEUE = "_RTCRtpReceiver__decoder_queue"
+    _THREAD = "_RTCRtpReceiver__decoder_thread"
+
+    def __init__(self, on_pcm: Callable[[bytes, int, int], None], rate: Callable[[], int]) -> None:
+        self._on_pcm = on_pcm
+        self._rate = rate
+        self._decoder: OpusDecoder | None = None
+        self._stopped = threading.Event()
+        self._warned = False
+
+    @classmethod
+    def install(
+        cls,
+        receiver: RTCRtpReceiver,
+        on_pcm: Callable[[bytes, int, int], None],
+        rate: Callable[[], int],
+    ) -> InlineDecoding | None:
+        if getattr(receiver, cls._THREAD, "missing") is not None:
+            return None
+        if not isinstance(getattr(receiver, cls._QUEUE, None), queue.Queue):
+            return None
+        decoding = cls(on_pcm, rate)
+        setattr(receiver, cls._QUEUE, decoding)
+        return decoding
+
+    def put(self, item: Any) -> None:
+        """aiortc's receiver: `(codec, JitterFrame)` per frame, None when it stops."""
+        if item is None:
+            self._stopped.set()
+            return
+        codec, frame = item
+        if codec.name.lower() != "opus":
+            return  # only Opus is negotiated
+        rate = self._rate()
+        if self._decoder is None or self._decoder.sample_rate != rate:
+            self._decoder = OpusDecoder(rate)
+        try:
+            pcm = self._decoder.decode(frame.data)
+        except OpusError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("a WebRTC caller sent an Opus packet that does not decode: %s", exc)
+            return
+        self._on_pcm(pcm, rate, frame.timestamp)
+
+    def get(self) -> None:
+        """aiortc's decoder thread: nothing to decode there; returns when the receiver stops."""
+        self._stopped.wait()

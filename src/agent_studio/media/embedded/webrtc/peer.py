@@ -1,10 +1,12 @@
 """One call's WebRTC peer: its RTCPeerConnection, audio both ways, and the call status it drives.
 
-Status follows the media: the first decoded audio frame from the caller makes the call
-`active` (then the `on_active` hooks run, where the runtime attaches its audio); the caller
-closing the connection ends it `user_hangup`; ICE/DTLS failure, or no audio for
-`media_timeout_seconds`, ends it `media_lost`. Every task here belongs to the session and is
-cancelled when it closes.
+The caller's audio is decoded on the event loop as it arrives (`audio.InlineDecoding`),
+straight to the sink's rate; should aiortc's receiver not take that, its own decoder thread and
+track are read instead (48 kHz). Status follows the media: the first decoded audio frame from
+the caller makes the call `active` (then the `on_active` hooks run, where the runtime attaches
+its audio); the caller closing the connection ends it `user_hangup`; ICE/DTLS failure, or no
+audio for `media_timeout_seconds`, ends it `media_lost`. Every task here belongs to the session
+and is cancelled when it closes.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from av import AudioFrame
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.states import EndReason
 from agent_studio.media.embedded.webrtc.audio import (
+    SAMPLE_RATE,
     AudioSink,
     AudioSource,
     FrameConverter,
+    InlineDecoding,
     Silence,
     SourceTrack,
-    deliver,
     discard,
 )
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
+from agent_studio.media.embedded.webrtc.opus import RATES
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,8 @@ class WebRTCSession:
         self._token_digest = _digest(token)
         self.active = False
         self.sink: AudioSink = discard
+        self.sink_rate = SAMPLE_RATE
+        self.inline_decoding: InlineDecoding | None = None
         self.outgoing = SourceTrack(Silence())
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
@@ -118,11 +124,15 @@ class WebRTCSession:
         sink: AudioSink | None = None,
         source: AudioSource | None = None,
         end_call: CallEnder | None = None,
+        sink_rate: int = SAMPLE_RATE,
     ) -> None:
-        """Connect the runtime: `sink` gets the caller's audio, `source` feeds the reply, and
-        endings the media sees (hang-up, lost media) go to `end_call(reason, error)`."""
+        """Connect the runtime: `sink` gets the caller's audio (at `sink_rate`, one of Opus's
+        rates, when decoded here), `source` feeds the reply, and endings the media sees
+        (hang-up, lost media) go to `end_call(reason, error)`."""
         if sink is not None:
-            self.sink = sink
+            if sink_rate not in RATES:
+                raise ValueError(f"sink_rate must be one of {RATES}")
+            self.sink, self.sink_rate = sink, sink_rate
         if source is not None:
             self.outgoing.source = source
         if end_call is not None:
@@ -231,9 +241,36 @@ class WebRTCSession:
             log.error("a WebRTC session task failed", exc_info=task.exception())
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and not self._receiving and not self._closing:
-            self._receiving = True
+        if track.kind != "audio" or self._receiving or self._closing:
+            return
+        self._receiving = True
+        receiver = next(
+            (t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None
+        )
+        if receiver is not None:
+            self.inline_decoding = InlineDecoding.install(
+                receiver, self._on_pcm, lambda: self.sink_rate
+            )
+        if self.inline_decoding is None:
+            log.warning("aiortc's receiver is not the expected one: decoding on its thread")
             self._spawn(self._receive(track), "webrtc-receive")
+
+    def _on_pcm(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
+        """One decoded frame of the caller's audio (on the event loop, as it arrived)."""
+        if self._closing:
+            return
+        self._last_audio = asyncio.get_running_loop().time()
+        if not self._heard and not self._ending:
+            self._heard = True
+            self._spawn(self._activate(), "webrtc-activate")
+        try:
+            self.sink(pcm, sample_rate, 1)
+        except Exception:
+            log.exception("the audio sink of a WebRTC call failed")
+            self.sink = discard
+            self._spawn(
+                self.end(EndReason.INTERNAL_ERROR, "the call's audio input failed"), "webrtc-end"
+            )
 
     def _on_connection_state(self) -> None:
         if self._closing:
@@ -263,7 +300,7 @@ class WebRTCSession:
                 self._heard = True
                 self._spawn(self._activate(), "webrtc-activate")
             try:
-                await deliver(self.sink, converter.convert(frame))
+                self.sink(converter.convert(frame), SAMPLE_RATE, 1)
             except Exception:
                 log.exception("the audio sink of a WebRTC call failed")
                 await self.end(EndReason.INTERNAL_ERROR, "the call's audio input failed")

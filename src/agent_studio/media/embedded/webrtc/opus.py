@@ -1,0 +1,143 @@
+"""Opus through libopus (Debian package libopus0) by ctypes: one C call per 20 ms frame.
+
+aiortc encodes and decodes through PyAV, on a thread per direction: per frame that is a
+resampler, a few Python objects and a hand-off between threads and the event loop, which at
+tens of calls costs more than the codec itself. Here a call's encoder takes s16 mono 48 kHz
+and gives the packet's bytes; its decoder gives s16 mono PCM straight at the rate the listener
+wants (Opus decodes natively at 8, 12, 16, 24 or 48 kHz), so nothing is resampled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from typing import Any
+
+_OK = 0
+_APPLICATION_VOIP = 2048
+_SET_BITRATE = 4002
+_SET_COMPLEXITY = 4010
+_MAX_PACKET = 1500
+_MAX_FRAME_MS = 120  # the longest Opus packet
+RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+class OpusError(RuntimeError):
+    """libopus is missing or refused an operation."""
+
+
+_lib: Any = None
+_lib_lock = threading.Lock()
+
+
+def _library() -> Any:
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            name = ctypes.util.find_library("opus") or "libopus.so.0"
+            try:
+                # PyDLL keeps the GIL through each call: a frame takes 20-130 µs, and giving
+                # the GIL up for that long means waiting to get it back from the VAD's threads.
+                lib = ctypes.PyDLL(name)
+            except OSError as e:
+                raise OpusError("libopus not found (Debian package libopus0)") from e
+            lib.opus_encoder_create.restype = ctypes.c_void_p
+            lib.opus_encoder_create.argtypes = [
+                ctypes.c_int32,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_int),
+            ]
+            lib.opus_encode.restype = ctypes.c_int32
+            lib.opus_encode.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_void_p,
+                ctypes.c_int32,
+            ]
+            lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
+            lib.opus_decoder_create.restype = ctypes.c_void_p
+            lib.opus_decoder_create.argtypes = [
+                ctypes.c_int32,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_int),
+            ]
+            lib.opus_decode.restype = ctypes.c_int
+            lib.opus_decode.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int32,
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
+            lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+            lib.opus_strerror.restype = ctypes.c_char_p
+            lib.opus_strerror.argtypes = [ctypes.c_int]
+            _lib = lib
+        return _lib
+
+
+def _error(lib: Any, code: int) -> str:
+    return str(lib.opus_strerror(code).decode(errors="replace"))
+
+
+class OpusEncoder:
+    """s16 mono 48 kHz frames (2.5-60 ms) to Opus packets, tuned for speech."""
+
+    def __init__(self, bitrate: int = 32_000, complexity: int = 5) -> None:
+        lib = self._lib = _library()
+        err = ctypes.c_int(0)
+        self._state = lib.opus_encoder_create(48000, 1, _APPLICATION_VOIP, ctypes.byref(err))
+        if err.value != _OK or not self._state:
+            raise OpusError(f"opus_encoder_create: {_error(lib, err.value)}")
+        # Variadic ctl calls: the value is an opus_int32.
+        lib.opus_encoder_ctl(ctypes.c_void_p(self._state), _SET_BITRATE, ctypes.c_int32(bitrate))
+        lib.opus_encoder_ctl(
+            ctypes.c_void_p(self._state), _SET_COMPLEXITY, ctypes.c_int32(complexity)
+        )
+        self._out = ctypes.create_string_buffer(_MAX_PACKET)
+
+    def encode(self, pcm: bytes) -> bytes:
+        """One packet for `pcm` (len(pcm) // 2 samples: 120, 240, 480, 960, 1920 or 2880)."""
+        size = self._lib.opus_encode(self._state, pcm, len(pcm) // 2, self._out, _MAX_PACKET)
+        if size < 0:
+            raise OpusError(f"opus_encode: {_error(self._lib, size)}")
+        return ctypes.string_at(self._out, size)
+
+    def __del__(self) -> None:
+        state, self._state = getattr(self, "_state", None), None
+        if state:
+            self._lib.opus_encoder_destroy(state)
+
+
+class OpusDecoder:
+    """Opus packets (mono or stereo, any mode) to s16 mono PCM at `sample_rate`."""
+
+    def __init__(self, sample_rate: int = 48000) -> None:
+        if sample_rate not in RATES:
+            raise ValueError(f"Opus decodes at {RATES} Hz, not {sample_rate}")
+        self.sample_rate = sample_rate
+        lib = self._lib = _library()
+        err = ctypes.c_int(0)
+        self._state = lib.opus_decoder_create(sample_rate, 1, ctypes.byref(err))
+        if err.value != _OK or not self._state:
+            raise OpusError(f"opus_decoder_create: {_error(lib, err.value)}")
+        self._max_samples = sample_rate * _MAX_FRAME_MS // 1000
+        self._out = ctypes.create_string_buffer(self._max_samples * 2)
+
+    def decode(self, packet: bytes) -> bytes:
+        """The PCM of one packet (20 ms of audio for WebRTC's usual packets)."""
+        samples = self._lib.opus_decode(
+            self._state, packet, len(packet), self._out, self._max_samples, 0
+        )
+        if samples < 0:
+            raise OpusError(f"opus_decode: {_error(self._lib, samples)}")
+        return ctypes.string_at(self._out, samples * 2)
+
+    def __del__(self) -> None:
+        state, self._state = getattr(self, "_state", None), None
+        if state:
+            self._lib.opus_decoder_destroy(state)

@@ -1,0 +1,28 @@
+"""Process settings that shape how calls run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from agent_studio.context import AppContext
+from tests.conftest import make_settings
+
+
+@pytest.mark.parametrize("mode", ["model", "vad"])
+def test_turn_detection_reaches_every_call_the_server_hosts(tmp_path: Path, mode: str) -> None:
+    context = AppContext.create(make_settings(tmp_path, None, turn_detection=mode))
+    assert context.host.options.turn_detection == mode
+
+
+def test_turn_detection_is_model_by_default_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert make_settings(tmp_path, None).turn_detection == "model"
+    monkeypatch.setenv("AGENT_STUDIO_TURN_DETECTION", "vad")
+    assert make_settings(tmp_path, None).turn_detection == "vad"
+    monkeypatch.setenv("AGENT_STUDIO_TURN_DETECTION", "silence")
+    with pytest.raises(ValidationError, match="turn_detection"):
+        make_settings(tmp_path, None)
