@@ -82,8 +82,8 @@ class Voice:
 class Caller(WhipCaller):
     """A WhipCaller that keeps (arrival, RTP timestamp, loud?) per received frame."""
 
-    def __init__(self, voice: Voice) -> None:
-        super().__init__(voice)  # type: ignore[arg-type]  # any AudioSource will do
+    def __init__(self, voice: Voice, frame_ms: int) -> None:
+        super().__init__(voice, frame_ms=frame_ms)  # type: ignore[arg-type]  # any AudioSource
         self.frames: list[tuple[float, int, bool]] = []
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -131,12 +131,13 @@ async def one_call(
     speech: bytes,
     window: tuple[float, float, float],
     period: float,
+    frame_ms: int,
 ) -> dict[str, Any]:
     """A call that starts at `window[0]`, takes turns from `window[1]` (every call has joined)
     and hangs up at `window[2]` (perf_counter times)."""
     start, measure_from, stop = window
     voice = Voice()
-    caller = Caller(voice)
+    caller = Caller(voice, frame_ms)
     result: dict[str, Any] = {"latencies": [], "missed": 0, "error": None}
     try:
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
@@ -242,6 +243,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         speech,
                         (begin + i * args.ramp / args.calls, measure_from, stop_at),
                         args.period,
+                        args.ptime,
                     ),
                     args,
                 )
@@ -277,6 +279,7 @@ def main() -> None:
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True, help="once every call is in")
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which calls join")
+    p.add_argument("--ptime", type=int, default=20, help="ms of audio per packet sent")
     p.add_argument("--period", type=float, default=5.0)
     args = p.parse_args()
     result = asyncio.run(main_async(args))

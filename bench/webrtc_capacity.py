@@ -26,7 +26,7 @@ the time budget runs out. The capacity printed is the largest N that held.
 
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 150] [--keep-going]
-        [--stt cloud|local] [--turn model|vad] [--profile [--profile-calls 8]]
+        [--stt cloud|local] [--turn model|vad] [--ptime 20|40|60] [--profile [--profile-calls 8]]
         [--baseline OTHER/src]
 
 `--profile` samples the server with py-spy (`.venv/bin/pip install py-spy`; not a project
@@ -110,12 +110,13 @@ def fake_llm() -> Iterator[str]:
 
 
 @contextmanager
-def server(src: Path, turn: str) -> Iterator[tuple[str, int]]:
+def server(src: Path, turn: str, ptime: int) -> Iterator[tuple[str, int]]:
     """`agent-studio serve` from `src` on a free port, loopback ICE; yields (URL, pid)."""
     with tempfile.TemporaryDirectory(prefix="agent-studio-bench-") as tmp:
         env = build_env(src, None, Path(tmp))
         env["AGENT_STUDIO_ICE_HOSTS"] = "127.0.0.1"
         env["AGENT_STUDIO_TURN_DETECTION"] = turn
+        env["AGENT_STUDIO_WEBRTC_PTIME_MS"] = str(ptime)
         port = _free_port()
         command = [sys.executable, "-m", "agent_studio", "serve", "--port", str(port)]
         process = subprocess.Popen(
@@ -186,13 +187,19 @@ def ramp_for(calls: int) -> float:
 
 
 def run_step(
-    url: str, pid: int, calls: int, seconds: float, period: float, profile: Path | None
+    url: str,
+    pid: int,
+    calls: int,
+    seconds: float,
+    period: float,
+    profile: Path | None,
+    ptime: int = 20,
 ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(ROOT)])}
     ramp = ramp_for(calls)
     command = [sys.executable, str(HERE / "_callers.py"), "--url", url, "--api-key", API_KEY]
     command += ["--agent", AGENT, "--calls", str(calls), "--seconds", str(seconds)]
-    command += ["--period", str(period), "--ramp", str(ramp)]
+    command += ["--period", str(period), "--ramp", str(ramp), "--ptime", str(ptime)]
     rss_before = rss_mib(pid)
     out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  # read after the process ends
     err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
@@ -292,10 +299,10 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
     started = time.monotonic()
     profile_file = Path(tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1])
     profiled = False
-    with fake_llm() as llm_url, server(src, args.turn) as (url, pid):
+    with fake_llm() as llm_url, server(src, args.turn, args.ptime) as (url, pid):
         create_agent(url, llm_url, args.stt)
         print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
-        run_step(url, pid, 1, 8.0, 4.0, None)  # loads Whisper, VAD and the turn detector
+        run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, the turn model
         single_p95: float | None = None
         sustained = prev = 0
         for calls in steps:
@@ -308,7 +315,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
                 profile, profiled = profile_file, True
             # The single call is the reference p95: give it more turns.
             seconds = args.seconds * (2 if single_p95 is None else 1)
-            step = run_step(url, pid, calls, seconds, args.period, profile)
+            step = run_step(url, pid, calls, seconds, args.period, profile, args.ptime)
             figures = report(calls, step)
             late = step["late_frames"] / max(1, step["frames"])
             p95 = figures.pct(0.95) if figures else float("inf")
@@ -349,6 +356,13 @@ def main() -> None:
     p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
     p.add_argument("--stt", choices=("cloud", "local"), default="cloud")
     p.add_argument(
+        "--ptime",
+        type=int,
+        choices=(20, 40, 60),
+        default=20,
+        help="ms of audio per packet both ways (AGENT_STUDIO_WEBRTC_PTIME_MS)",
+    )
+    p.add_argument(
         "--turn", choices=("model", "vad"), default="model", help="AGENT_STUDIO_TURN_DETECTION"
     )
     p.add_argument("--profile", action="store_true", help="py-spy the server for one step")
@@ -364,6 +378,7 @@ def main() -> None:
     steps = [int(n) for n in args.steps.split(",")]
     print(
         f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), turn detection {args.turn}, "
+        f"{args.ptime} ms packets, "
         f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; "
         f"a turn every {args.period:.0f} s per caller; {args.seconds:.0f} s per step; "
         f"callers in their own process; "

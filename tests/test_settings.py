@@ -26,3 +26,16 @@ def test_turn_detection_is_model_by_default_and_checked(
     monkeypatch.setenv("AGENT_STUDIO_TURN_DETECTION", "silence")
     with pytest.raises(ValidationError, match="turn_detection"):
         make_settings(tmp_path, None)
+
+
+def test_webrtc_packet_time_reaches_the_peers_and_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_studio.media.embedded.webrtc import options_from_settings
+
+    assert options_from_settings(make_settings(tmp_path, None)).ptime_ms == 20
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_PTIME_MS", "60")
+    assert options_from_settings(make_settings(tmp_path, None)).ptime_ms == 60
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_PTIME_MS", "30")
+    with pytest.raises(ValidationError, match="webrtc_ptime_ms"):
+        make_settings(tmp_path, None)

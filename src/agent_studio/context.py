@@ -71,7 +71,9 @@ class AppContext:
 
     async def _run_webrtc_call(self, session: WebRTCSession) -> None:
         """A browser's audio is flowing: run the call's session on it."""
-        caller = TransportAudioInput(sample_rate=16000, frame_ms=40, label="webrtc")
+        # 40 ms frames into the session at least (docs/speech-and-audio.md), or the packet's.
+        frame_ms = max(40, session.ptime_ms)
+        caller = TransportAudioInput(sample_rate=16000, frame_ms=frame_ms, label="webrtc")
         agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
         session.attach(sink=caller.push_frame, source=agent, sink_rate=caller.sample_rate)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
+import socket
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,3 +142,36 @@ async def test_inbound_invite_retransmissions_route_once(make_ua: MakeUa) -> Non
         peer.close()
     assert asked == ["+15557770001"]
     assert final.status == again.status == 486
+
+
+async def test_a_picked_port_whose_tcp_side_is_taken_is_given_up_for_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Port 0: the OS picks a UDP port, and TCP may already have it (another process's
+    connection); the transport then takes another rather than failing to start."""
+    from agent_studio.media.embedded.sip import transport as sip_transport
+
+    real = asyncio.start_server
+    tried: list[int] = []
+
+    async def first_taken(*args: Any, **kwargs: Any) -> asyncio.Server:
+        tried.append(args[2])
+        if len(tried) == 1:
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(sip_transport.asyncio, "start_server", first_taken)
+    transport = sip_transport.SipTransport(lambda message, peer: None)
+    port = await transport.start("127.0.0.1", 0)
+    try:
+        assert len(tried) == 2 and port == tried[1]
+    finally:
+        await transport.stop()
+
+    # A port set in the configuration is not swapped for another: the error is the answer.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        fixed = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            await sip_transport.SipTransport(lambda message, peer: None).start("127.0.0.1", fixed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 
 from agent_studio.media.embedded.tokens import CallTokenIssuer
 from agent_studio.media.embedded.webrtc import WebRTCCalls
+from agent_studio.media.embedded.webrtc.peer import with_ptime
 from tests.fixtures.factories import start_call
 from tests.fixtures.live_server import LiveServer
 from tests.fixtures.whip_client import (
@@ -193,3 +195,39 @@ async def test_a_caller_that_offers_no_candidates_connects_through_its_checks(
     heard = agent_audio.heard[uuid.UUID(call["call_id"])]
     await wait_until(lambda: heard.seconds() >= 0.5)
     assert abs(dominant_frequency(heard.samples()[-12000:]) - CALLER_TONE_HZ) < 10
+
+
+async def test_longer_packets_when_the_server_is_set_for_them(
+    live_client: httpx.AsyncClient, webrtc: WebRTCCalls, agent_audio: AgentAudio
+) -> None:
+    """AGENT_STUDIO_WEBRTC_PTIME_MS=60: the answer asks for 60 ms packets and the server sends
+    them; a caller that follows (as browsers do) is heard as well."""
+    webrtc.options = dataclasses.replace(webrtc.options, ptime_ms=60)
+    caller = WhipCaller(ToneSource(CALLER_TONE_HZ), frame_ms=60)
+    try:
+        call = await new_call(live_client)
+        await caller.join(live_client, call["url"], call["token"])
+        audio = [s for s in caller.answer.split("m=")[1:] if s.startswith("audio")]
+        assert len(audio) == 1 and audio[0].count("a=ptime:60") == 1
+        await wait_for(live_client, call["call_id"], "active")
+        agent_heard = agent_audio.heard[uuid.UUID(call["call_id"])]
+        await wait_until(lambda: agent_heard.seconds() >= 1.0 and caller.heard.seconds() >= 1.0)
+        # One decoded frame per packet: 60 ms each way.
+        assert {len(c) for c in agent_heard.chunks} == {2880 * 2}
+        assert {len(c) for c in caller.heard.chunks[1:]} == {2880 * 2}
+        assert abs(dominant_frequency(agent_heard.samples()[-24000:]) - CALLER_TONE_HZ) < 10
+        heard = caller.heard.samples()[-24000:]
+        assert rms(heard) > 1000 and abs(dominant_frequency(heard) - AGENT_TONE_HZ) < 10
+    finally:
+        await caller.close()
+
+
+def test_the_answer_asks_for_the_packet_time_in_its_audio_section_only() -> None:
+    offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ptime:20\r\nm=video 9 X 96\r\na=x\r\n"
+    assert with_ptime(offer, 20) == offer
+    asked = with_ptime(offer, 40)
+    assert asked == (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ptime:40\r\nm=video 9 X 96\r\na=x\r\n"
+    )
+    last = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
+    assert with_ptime(last, 60).endswith("a=rtpmap:111 opus/48000/2\r\na=ptime:60\r\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,14 +68,24 @@ class SipTransport:
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
+        """Listen on UDP and TCP at the same `port`; 0: a free port the OS picks for UDP that
+        TCP can have too (another is tried while TCP has it in use, up to 20 times)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self), local_addr=(host, port)
-        )
-        self._udp = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        self._server = await asyncio.start_server(self._accept, host, self.port)
-        return self.port
+        for attempt in range(20 if port == 0 else 1):
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(host, port)
+            )
+            chosen = transport.get_extra_info("sockname")[1]
+            try:
+                self._server = await asyncio.start_server(self._accept, host, chosen)
+            except OSError as exc:
+                transport.close()
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+                continue
+            self._udp, self.port = transport, chosen
+            return self.port
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -73,25 +73,24 @@ class FrameConverter:
         return b"".join(chunks)
 
 
-_SILENT_FRAME = bytes(FRAME_SAMPLES * 2)
 _TAIL_FRAMES = 3  # real silence encoded after speech: the encoder's look-ahead drains
-_silence_packet: bytes | None = None
+_silence_packets: dict[int, bytes] = {}
 
 
-def silence_packet() -> bytes:
-    """One Opus packet of a silent 20 ms frame, encoded once per process (sent as is for every
-    silent frame of every call: decoders take repeated packets)."""
-    global _silence_packet
-    if _silence_packet is None:
+def silence_packet(samples: int = FRAME_SAMPLES) -> bytes:
+    """One Opus packet of a silent frame of `samples` (48 kHz), encoded once per process (sent
+    as is for every silent frame of every call: decoders take repeated packets)."""
+    if samples not in _silence_packets:
         encoder = OpusEncoder()
         for _ in range(10):  # past the encoder's start-up frames
-            packet = encoder.encode(_SILENT_FRAME)
-        _silence_packet = packet
-    return _silence_packet
+            packet = encoder.encode(bytes(samples * 2))
+        _silence_packets[samples] = packet
+    return _silence_packets[samples]
 
 
 class SourceTrack(MediaStreamTrack):
-    """The call's outgoing audio track: one Opus packet from `source` every 20 ms.
+    """The call's outgoing audio track: one Opus packet of `frame_ms` (20, 40 or 60) from
+    `source` every `frame_ms`.
 
     `source` may be swapped at any time (the runtime attaches when the call becomes active).
     A source that returns too little is padded with silence, too much is cut; one that raises
@@ -100,9 +99,13 @@ class SourceTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, source: AudioSource) -> None:
+    def __init__(self, source: AudioSource, frame_ms: int = 20) -> None:
         super().__init__()
+        if frame_ms not in (20, 40, 60):
+            raise ValueError("frame_ms must be 20, 40 or 60")
         self.source = source
+        self.samples = SAMPLE_RATE * frame_ms // 1000
+        self._silent = bytes(self.samples * 2)
         self._start: float | None = None
         self._timestamp = 0
         self._encoder: OpusEncoder | None = None
@@ -115,18 +118,18 @@ class SourceTrack(MediaStreamTrack):
         if self._start is None:
             self._start = loop.time()
         else:
-            self._timestamp += FRAME_SAMPLES
+            self._timestamp += self.samples
             delay = self._start + self._timestamp / SAMPLE_RATE - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        size = FRAME_SAMPLES * 2
+        size = self.samples * 2
         try:
-            pcm = self.source.read_frame(FRAME_SAMPLES)
+            pcm = self.source.read_frame(self.samples)
         except Exception:
             # An exception here would silently stop aiortc's sender for the rest of the call.
             log.exception("the audio source of a WebRTC call failed; sending silence")
             self.source = Silence()
-            pcm = _SILENT_FRAME
+            pcm = self._silent
         if len(pcm) != size:
             pcm = pcm[:size].ljust(size, b"\0")
         packet = Packet(self._encode(pcm))
@@ -135,9 +138,9 @@ class SourceTrack(MediaStreamTrack):
         return packet
 
     def _encode(self, pcm: bytes) -> bytes:
-        if pcm == _SILENT_FRAME:
+        if pcm == self._silent:
             if not self._tail:
-                return silence_packet()
+                return silence_packet(self.samples)
             self._tail -= 1
         else:
             self._tail = _TAIL_FRAMES

@@ -53,6 +53,8 @@ CallEnder = Callable[[EndReason, str | None], Awaitable[object]]
 class WebRTCOptions:
     ice: IcePolicy
     media_timeout_seconds: float = 20.0
+    ptime_ms: int = 20
+    """Audio per packet we send, and ask the caller to send (`a=ptime` in the answer)."""
 
 
 class BadOffer(Exception):
@@ -61,6 +63,28 @@ class BadOffer(Exception):
 
 class NoCandidates(Exception):
     """The server could not bind any address to offer: a configuration problem, not the caller's."""
+
+
+def with_ptime(sdp: str, ptime_ms: int) -> str:
+    """The answer, asking the caller for `ptime_ms` of audio per packet (RFC 4566 `a=ptime`,
+    which browsers' Opus encoders follow); 20 ms, the norm, is left unsaid."""
+    if ptime_ms == 20:
+        return sdp
+    lines, out, in_audio = sdp.split("\r\n"), [], False
+    for line in lines:
+        if line.startswith("m="):
+            if in_audio:
+                out.append(f"a=ptime:{ptime_ms}")
+            in_audio = line.startswith("m=audio")
+        if in_audio and line.startswith("a=ptime:"):
+            continue
+        if line == "" and in_audio:
+            out.append(f"a=ptime:{ptime_ms}")
+            in_audio = False
+        out.append(line)
+    if in_audio:
+        out.append(f"a=ptime:{ptime_ms}")
+    return "\r\n".join(out)
 
 
 def _digest(token: str) -> bytes:
@@ -99,7 +123,8 @@ class WebRTCSession:
         self.sink: AudioSink = discard
         self.sink_rate = SAMPLE_RATE
         self.inline_decoding: InlineDecoding | None = None
-        self.outgoing = SourceTrack(Silence())
+        self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms)
+        self.ptime_ms = options.ptime_ms
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
         self._lifecycle = lifecycle
@@ -171,7 +196,7 @@ class WebRTCSession:
         if "a=candidate:" not in pc.localDescription.sdp:
             log.error("no ICE candidate could be gathered; check AGENT_STUDIO_ICE_HOSTS")
             raise NoCandidates("the server has no address to offer (see its log)")
-        return pc.localDescription.sdp
+        return with_ptime(pc.localDescription.sdp, self.ptime_ms)
 
     def start(self) -> None:
         """The call admitted this peer: watch its media from now on."""

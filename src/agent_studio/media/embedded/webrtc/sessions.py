@@ -33,15 +33,14 @@ log = logging.getLogger(__name__)
 
 
 def options_from_settings(settings: Settings) -> WebRTCOptions:
-    """`AGENT_STUDIO_ICE_*` and `AGENT_STUDIO_MEDIA_TIMEOUT_SECONDS`. Raises IceConfigError."""
-    # getattr: the settings below are proposed additions to Settings; the defaults apply until then.
+    """`AGENT_STUDIO_ICE_*`, `_MEDIA_TIMEOUT_SECONDS`, `_WEBRTC_PTIME_MS`. Raises IceConfigError."""
     ice = IcePolicy.parse(
         hosts=settings.ice_hosts,
         servers=settings.ice_servers,
-        allowed_peers=getattr(settings, "ice_allowed_peers", ""),
-        public_address=getattr(settings, "ice_public_address", None),
+        allowed_peers=settings.ice_allowed_peers,
+        public_address=settings.ice_public_address,
     )
-    return WebRTCOptions(ice, float(getattr(settings, "media_timeout_seconds", 20.0)))
+    return WebRTCOptions(ice, settings.media_timeout_seconds, settings.webrtc_ptime_ms)
 
 
 class WebRTCCalls:
