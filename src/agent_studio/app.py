@@ -19,6 +19,7 @@ from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.auth import require_api_key
 from agent_studio.core.error_handlers import install_error_handlers
+from agent_studio.core.memory import freeze_long_lived
 from agent_studio.core.migrate import upgrade_to_head
 from agent_studio.demo import seed_demo
 from agent_studio.media.embedded.webrtc import webrtc_router
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 _auth = Depends(require_api_key)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, freeze_after_start: bool = False) -> FastAPI:
+    """The application. `freeze_after_start` (the server process, not tests that build many
+    apps in one process): once started, freeze what exists out of the cycle collector
+    (core/memory.py)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -43,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await seed_demo(context.db, settings.data_dir, enabled=settings.demo)
         app.state.context = context
         await context.start()
+        if freeze_after_start:
+            freeze_long_lived(collect=True)
         sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
         try:
             yield

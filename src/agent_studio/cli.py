@@ -44,14 +44,13 @@ def serve(
     import uvicorn
 
     from agent_studio.app import create_app
-    from agent_studio.core.memory import freeze_long_lived
 
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    application = create_app(settings)
-    freeze_long_lived(collect=True)  # the modules just imported live as long as the process
+    # Once started (migrations, imports), what exists lives as long as the process.
+    application = create_app(settings, freeze_after_start=True)
     uvicorn.run(application, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
 
 
