@@ -39,3 +39,16 @@ def test_webrtc_packet_time_reaches_the_peers_and_is_checked(
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_PTIME_MS", "30")
     with pytest.raises(ValidationError, match="webrtc_ptime_ms"):
         make_settings(tmp_path, None)
+
+
+def test_webrtc_jitter_packets_reach_the_peers_and_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_studio.media.embedded.webrtc import options_from_settings
+
+    assert options_from_settings(make_settings(tmp_path, None)).jitter_packets == 2
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_JITTER_PACKETS", "4")
+    assert options_from_settings(make_settings(tmp_path, None)).jitter_packets == 4
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_JITTER_PACKETS", "0")
+    with pytest.raises(ValidationError, match="webrtc_jitter_packets"):
+        make_settings(tmp_path, None)

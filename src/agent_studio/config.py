@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # 20 is the WebRTC norm; 40 or 60 halve or third the per-packet work and header overhead,
     # at 20 or 40 ms more delay each way.
     webrtc_ptime_ms: int = 20
+    # Packets of the caller's audio held back to put late ones back in order (aiortc's own
+    # default is 4: 80 ms at 20 ms packets). 2 costs 40 ms; raise it on jittery networks.
+    webrtc_jitter_packets: int = Field(default=2, ge=1, le=8)
 
     @field_validator("webrtc_ptime_ms")
     @classmethod

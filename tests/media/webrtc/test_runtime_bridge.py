@@ -90,7 +90,12 @@ async def test_the_runtime_hears_the_caller_and_the_caller_hears_the_runtime(
                 break
     assert {(f.sample_rate, f.num_channels) for f in frames} == {(16000, 1)}
     # Opus decoded on the event loop at 16 kHz: the runtime's input resamples nothing.
-    assert runner.sessions[call_id].inline_decoding is not None
+    session = runner.sessions[call_id]
+    assert session.inline_decoding is not None
+    # The caller's packets wait for one more behind them (AGENT_STUDIO_WEBRTC_JITTER_PACKETS=2),
+    # not aiortc's four.
+    receiver = session.pc.getTransceivers()[0].receiver
+    assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 2  # type: ignore[attr-defined]
     assert runner.rates == {(16000, 1)}
     heard = np.frombuffer(b"".join(bytes(f.data) for f in frames[-25:]), dtype="<i2")
     assert abs(dominant_frequency(heard.astype(np.float64), 16000) - CALLER_TONE_HZ) < 15

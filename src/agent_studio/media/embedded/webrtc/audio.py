@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler, Packet
 
@@ -163,6 +164,7 @@ class InlineDecoding:
 
     _QUEUE = "_RTCRtpReceiver__decoder_queue"
     _THREAD = "_RTCRtpReceiver__decoder_thread"
+    _JITTER = "_RTCRtpReceiver__jitter_buffer"
 
     def __init__(self, on_pcm: Callable[[bytes, int, int], None], rate: Callable[[], int]) -> None:
         self._on_pcm = on_pcm
@@ -177,13 +179,22 @@ class InlineDecoding:
         receiver: RTCRtpReceiver,
         on_pcm: Callable[[bytes, int, int], None],
         rate: Callable[[], int],
+        prefetch: int | None = None,
     ) -> InlineDecoding | None:
+        """`prefetch`: packets aiortc's jitter buffer holds back before handing one over (its
+        own is 4: 80 ms at 20 ms packets, for reordering a LAN or loopback does not have);
+        None keeps aiortc's."""
         if getattr(receiver, cls._THREAD, "missing") is not None:
             return None
         if not isinstance(getattr(receiver, cls._QUEUE, None), queue.Queue):
             return None
+        jitter = getattr(receiver, cls._JITTER, None)
+        if prefetch is not None and not isinstance(jitter, JitterBuffer):
+            return None
         decoding = cls(on_pcm, rate)
         setattr(receiver, cls._QUEUE, decoding)
+        if prefetch is not None:
+            setattr(receiver, cls._JITTER, JitterBuffer(capacity=16, prefetch=prefetch))
         return decoding
 
     def put(self, item: Any) -> None:

@@ -55,6 +55,8 @@ class WebRTCOptions:
     media_timeout_seconds: float = 20.0
     ptime_ms: int = 20
     """Audio per packet we send, and ask the caller to send (`a=ptime` in the answer)."""
+    jitter_packets: int = 2
+    """Caller packets held back to reorder late ones (aiortc's own default: 4)."""
 
 
 class BadOffer(Exception):
@@ -274,7 +276,7 @@ class WebRTCSession:
         )
         if receiver is not None:
             self.inline_decoding = InlineDecoding.install(
-                receiver, self._on_pcm, lambda: self.sink_rate
+                receiver, self._on_pcm, lambda: self.sink_rate, self._options.jitter_packets
             )
         if self.inline_decoding is None:
             log.warning("aiortc's receiver is not the expected one: decoding on its thread")

@@ -33,14 +33,19 @@ log = logging.getLogger(__name__)
 
 
 def options_from_settings(settings: Settings) -> WebRTCOptions:
-    """`AGENT_STUDIO_ICE_*`, `_MEDIA_TIMEOUT_SECONDS`, `_WEBRTC_PTIME_MS`. Raises IceConfigError."""
+    """`AGENT_STUDIO_ICE_*`, `_MEDIA_TIMEOUT_SECONDS`, `_WEBRTC_*`. Raises IceConfigError."""
     ice = IcePolicy.parse(
         hosts=settings.ice_hosts,
         servers=settings.ice_servers,
         allowed_peers=settings.ice_allowed_peers,
         public_address=settings.ice_public_address,
     )
-    return WebRTCOptions(ice, settings.media_timeout_seconds, settings.webrtc_ptime_ms)
+    return WebRTCOptions(
+        ice,
+        settings.media_timeout_seconds,
+        settings.webrtc_ptime_ms,
+        settings.webrtc_jitter_packets,
+    )
 
 
 class WebRTCCalls:
