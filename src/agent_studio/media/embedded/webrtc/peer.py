@@ -68,8 +68,8 @@ class NoCandidates(Exception):
 
 
 def with_ptime(sdp: str, ptime_ms: int) -> str:
-    """The answer, asking the caller for `ptime_ms` of audio per packet (RFC 4566 `a=ptime`,
-    which browsers' Opus encoders follow); 20 ms, the norm, is left unsaid."""
+    """The answer, asking the caller for `ptime_ms` of audio per packet (RFC 4566 `a=ptime`:
+    what the answerer would like to receive); 20 ms, the norm, is left unsaid."""
     if ptime_ms == 20:
         return sdp
     lines, out, in_audio = sdp.split("\r\n"), [], False
