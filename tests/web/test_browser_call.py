@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,21 @@ async def until(
 async def test_a_browser_calls_an_agent_from_the_call_page(
     chromium: str, live_server: LiveServer, live_client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
+    await call_from_the_page(live_server, live_client, tmp_path, ptime_ms=20)
+
+
+async def test_the_browser_sends_the_packets_the_answer_asks_for(
+    chromium: str, live_server: LiveServer, live_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """AGENT_STUDIO_WEBRTC_PTIME_MS=60: Chromium follows the answer's a=ptime:60."""
+    await call_from_the_page(live_server, live_client, tmp_path, ptime_ms=60)
+
+
+async def call_from_the_page(
+    live_server: LiveServer, live_client: httpx.AsyncClient, tmp_path: Path, ptime_ms: int
+) -> None:
+    webrtc = live_server.app.state.context.webrtc
+    webrtc.options = dataclasses.replace(webrtc.options, ptime_ms=ptime_ms)
     async with FakeOpenAI() as fake:
         llm = {"provider": "openai-compatible", "base_url": fake.base_url, "model": "fake"}
         await create_agent(live_client, "web-agent", llm=llm, greeting=GREETING)
@@ -122,9 +139,13 @@ async def test_a_browser_calls_an_agent_from_the_call_page(
 
             await until(greeted, "the greeting in the transcript", page)
             await until(lambda: page.evaluate("window.heard.peak > 0.02"), "audible audio", page)
+            session = webrtc.get(uuid.UUID(call_id))
+            assert session is not None and session.inline_decoding is not None
+            assert session.inline_decoding.packet_ms == ptime_ms
             heard = await page.evaluate("window.heard")
             timings = await page.evaluate("window.callPage.timings")
-            await page.screenshot(ARTIFACTS / "call-page.png")
+            if ptime_ms == 20:
+                await page.screenshot(ARTIFACTS / "call-page.png")
 
             await page.evaluate("document.getElementById('hangup').click()")
 
@@ -136,7 +157,8 @@ async def test_a_browser_calls_an_agent_from_the_call_page(
             await until(ended, "the page to show the end", page)
             detail = await page.evaluate("document.getElementById('detail').textContent")
             assert detail == "Call completed (user_hangup)"
-            await page.screenshot(ARTIFACTS / "call-page-ended.png")
+            if ptime_ms == 20:
+                await page.screenshot(ARTIFACTS / "call-page-ended.png")
 
         final = (await live_client.get(f"/api/v1/calls/{call_id}")).json()
         assert (final["status"], final["end_reason"]) == ("completed", "user_hangup")

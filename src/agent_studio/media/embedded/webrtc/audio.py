@@ -172,6 +172,7 @@ class InlineDecoding:
         self._decoder: OpusDecoder | None = None
         self._stopped = threading.Event()
         self._warned = False
+        self.packet_ms = 0  # audio in the caller's last packet
 
     @classmethod
     def install(
@@ -215,6 +216,7 @@ class InlineDecoding:
                 self._warned = True
                 log.warning("a WebRTC caller sent an Opus packet that does not decode: %s", exc)
             return
+        self.packet_ms = len(pcm) * 500 // rate
         self._on_pcm(pcm, rate, frame.timestamp)
 
     def get(self) -> None:
