@@ -92,8 +92,8 @@ async def test_the_runtime_hears_the_caller_and_the_caller_hears_the_runtime(
     # Opus decoded on the event loop at 16 kHz: the runtime's input resamples nothing.
     session = runner.sessions[call_id]
     assert session.inline_decoding is not None
-    # The caller's packets wait for one more behind them (AGENT_STUDIO_WEBRTC_JITTER_PACKETS=2),
-    # not aiortc's four.
+    # A caller's packet is handed over once two more are behind it
+    # (AGENT_STUDIO_WEBRTC_JITTER_PACKETS=2), not aiortc's four.
     receiver = session.pc.getTransceivers()[0].receiver
     assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 2  # type: ignore[attr-defined]
     assert runner.rates == {(16000, 1)}

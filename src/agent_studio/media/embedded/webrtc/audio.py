@@ -154,11 +154,11 @@ class InlineDecoding:
     """Stands in for an aiortc receiver's decoder queue: each reassembled Opus frame is decoded
     on the event loop as it arrives and handed to `on_pcm(pcm, sample_rate, timestamp)` (the
     frame's RTP timestamp, 48 kHz units from the stream's first), at the rate `rate()` gives at
-    that moment. aiortc's decoder thread still starts, and waits in `get()`
-    until the receiver stops.
+    that moment. aiortc's decoder thread still starts, and waits in `get()` until the receiver
+    stops.
 
     `install` replaces the queue of a receiver whose decoding has not started yet (aiortc emits
-    the remote track before it starts receiving); it returns False, and changes nothing, when
+    the remote track before it starts receiving); it returns None, and changes nothing, when
     the receiver is not the aiortc it was written for (the pinned version is).
     """
 
