@@ -29,11 +29,9 @@ from typing import Any
 import httpx
 import numpy as np
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
 from tests.fixtures.whip_client import WhipCaller
 
-from agent_studio.media.embedded.webrtc.audio import FrameConverter, InlineDecoding
+from agent_studio.media.embedded.webrtc.audio import InlineDecoding
 
 RATE = 48000
 FRAME_SAMPLES = 960
@@ -92,26 +90,13 @@ class Caller(WhipCaller):
         # Decode as the server does (on the loop, 16 kHz): the callers' process shares the
         # machine's two cores with the server, so it should cost no more than it must.
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        if InlineDecoding.install(receiver, self._heard, lambda: 16000) is None:
-            self._tasks.append(asyncio.create_task(self._record(track)))
+        if InlineDecoding.install(receiver, self._on_audio, lambda: 16000) is None:
+            super()._on_track(track)  # aiortc's own decoding, 48 kHz
 
-    def _heard(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
+    def _on_audio(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
         samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
         loud = float(np.sqrt(np.mean(samples * samples))) > LOUD_RMS
         self.frames.append((time.perf_counter(), timestamp, loud))
-
-    async def _record(self, track: MediaStreamTrack) -> None:
-        converter = FrameConverter()
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, AudioFrame):
-                now = time.perf_counter()
-                pcm = np.frombuffer(converter.convert(frame), dtype=np.int16)
-                loud = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > LOUD_RMS
-                self.frames.append((now, int(frame.pts or 0), loud))
 
     def first_loud_after(self, moment: float, start: int) -> tuple[float | None, int]:
         for i in range(start, len(self.frames)):

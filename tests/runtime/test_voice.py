@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import shutil
 import subprocess
+import uuid
 import wave
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from agent_studio.calls.states import EndReason
-from agent_studio.runtime import RuntimeDeps
+from agent_studio.runtime import CallRunner, RuntimeDeps
 from agent_studio.runtime.audio import LoopbackTransport, TransportAudioInput, TransportAudioOutput
 from tests.fakes.openai_server import FakeOpenAI
 from tests.runtime.conftest import FAST, call_view, runner_for, single_agent_call, transcript
@@ -31,6 +32,22 @@ def caller_speech(tmp_path: Path, text: str) -> bytes:
         return wav.readframes(wav.getnframes())
 
 
+def voice_runner(
+    call_id: uuid.UUID, deps: RuntimeDeps
+) -> tuple[CallRunner, LoopbackTransport, TransportAudioOutput, list[float]]:
+    """A call's runner on a loopback transport at espeak-ng's rate, with VAD turn taking; the
+    list gets the moment each reply's first frame is pulled."""
+    first_frames: list[float] = []
+    audio_in = TransportAudioInput()
+    audio_out = TransportAudioOutput(sample_rate=RATE, on_first_frame=first_frames.append)
+    transport = LoopbackTransport(audio_in, audio_out, sample_rate=RATE)
+    options = dataclasses.replace(FAST, turn_detection="vad", min_endpointing_delay=0.3)
+    runner = runner_for(
+        call_id, deps, audio_input=audio_in, audio_output=audio_out, options=options
+    )
+    return runner, transport, audio_out, first_frames
+
+
 async def until(predicate: object, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # type: ignore[operator]
@@ -41,14 +58,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(
     client: httpx.AsyncClient, fake_llm: FakeOpenAI, deps: RuntimeDeps, tmp_path: Path
 ) -> None:
     call_id = await single_agent_call(client, fake_llm, greeting="Hello!")
-    first_frames: list[float] = []
-    audio_in = TransportAudioInput()
-    audio_out = TransportAudioOutput(sample_rate=RATE, on_first_frame=first_frames.append)
-    transport = LoopbackTransport(audio_in, audio_out, sample_rate=RATE)
-    options = dataclasses.replace(FAST, turn_detection="vad", min_endpointing_delay=0.3)
-    runner = runner_for(
-        call_id, deps, audio_input=audio_in, audio_output=audio_out, options=options
-    )
+    runner, transport, audio_out, first_frames = voice_runner(call_id, deps)
     transport.start()
     try:
         await runner.start()
@@ -98,14 +108,7 @@ async def test_openai_compatible_speech_servers_hear_and_speak(
         stt={**speech, "model": "whisper-small", "language": "en"},
         tts={**speech, "voice": "af_bella"},
     )
-    first_frames: list[float] = []
-    audio_in = TransportAudioInput()
-    audio_out = TransportAudioOutput(sample_rate=RATE, on_first_frame=first_frames.append)
-    transport = LoopbackTransport(audio_in, audio_out, sample_rate=RATE)
-    options = dataclasses.replace(FAST, turn_detection="vad", min_endpointing_delay=0.3)
-    runner = runner_for(
-        call_id, deps, audio_input=audio_in, audio_output=audio_out, options=options
-    )
+    runner, transport, audio_out, first_frames = voice_runner(call_id, deps)
     transport.start()
     try:
         await runner.start()

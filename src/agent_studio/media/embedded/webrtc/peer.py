@@ -126,7 +126,6 @@ class WebRTCSession:
         self.sink_rate = SAMPLE_RATE
         self.inline_decoding: InlineDecoding | None = None
         self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms)
-        self.ptime_ms = options.ptime_ms
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
         self._lifecycle = lifecycle
@@ -141,6 +140,11 @@ class WebRTCSession:
         self._ending = False
         self._closing = False
         self._closed = asyncio.Event()
+
+    @property
+    def ptime_ms(self) -> int:
+        """Milliseconds of audio per packet, both ways."""
+        return self._options.ptime_ms
 
     def opened_with(self, token: str | None) -> bool:
         """Whether `token` is the one that joined (expired since or not: it opened the session)."""
