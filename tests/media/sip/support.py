@@ -59,39 +59,64 @@ class Sipp:
         self, scenario: str, tmp: Path, *, target: str | None = None,
         args: list[str] | None = None, transport: str = "u1", timeout: float = 25.0,
     ) -> None:  # fmt: skip
-        self.port = free_port()
-        self.media_port = free_media_port()
         self.scenario = SCENARIOS / scenario
-        self.log = tmp / f"{scenario}.{self.port}.msg.log"
-        self.errors = tmp / f"{scenario}.{self.port}.err.log"
-        self.cmd = [
-            "sipp", "-sf", str(self.scenario), "-i", HOST, "-mi", HOST,
-            "-p", str(self.port), "-mp", str(self.media_port), "-t", transport,
-            "-m", "1", "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
-            "-trace_msg", "-message_file", str(self.log),
-            "-trace_err", "-error_file", str(self.errors), *(args or []),
-        ]  # fmt: skip
-        if target:
-            self.cmd.append(target)
-        self.cwd = tmp  # SIPp reads rtp_stream files relative to it
+        self.tmp = tmp
+        self.target = target
+        self.args = args or []
+        self.transport = transport
+        self.timeout = timeout
+        self.port = free_port()
+        self._pick_media_port()
         self.process: asyncio.subprocess.Process | None = None
+
+    def _pick_media_port(self) -> None:
+        self.media_port = free_media_port()
+        name = f"{self.scenario.name}.{self.port}.{self.media_port}"
+        self.log = self.tmp / f"{name}.msg.log"
+        self.errors = self.tmp / f"{name}.err.log"
+
+    @property
+    def cmd(self) -> list[str]:
+        cmd = [
+            "sipp", "-sf", str(self.scenario), "-i", HOST, "-mi", HOST,
+            "-p", str(self.port), "-mp", str(self.media_port), "-t", self.transport,
+            "-m", "1", "-nostdin", "-timeout", f"{int(self.timeout)}s", "-timeout_error",
+            "-trace_msg", "-message_file", str(self.log),
+            "-trace_err", "-error_file", str(self.errors), *self.args,
+        ]  # fmt: skip
+        return [*cmd, self.target] if self.target else cmd
 
     @property
     def uri(self) -> str:
         return f"sip:{HOST}:{self.port}"
 
     async def __aenter__(self) -> Sipp:
-        self.process = await asyncio.create_subprocess_exec(
-            *self.cmd, cwd=self.cwd, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        tcp = self.cmd[self.cmd.index("-t") + 1] == "t1"
-        kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
-        for _ in range(100):  # until SIPp holds its port
-            if not _bindable(self.port, kind) or self.process.returncode is not None:
-                break
-            await asyncio.sleep(0.02)
+        # The ports are checked free just before, but another process can take one in between:
+        # SIPp then exits at once with "Unable to bind". Start again on other ports (the SIP port
+        # only when SIPp is the caller: a callee's port is already in the URI the test handed out).
+        for _ in range(5):
+            if await self._start() or "Unable to bind" not in self.error_log():
+                return self
+            if self.target:
+                self.port = free_port()
+            self._pick_media_port()
+            await asyncio.sleep(0.2)
         return self
+
+    async def _start(self) -> bool:
+        """Starts SIPp; True once it holds its SIP port, False if it exited before that."""
+        self.process = await asyncio.create_subprocess_exec(
+            *self.cmd, cwd=self.tmp,  # SIPp reads rtp_stream files relative to it
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        kind = socket.SOCK_STREAM if self.transport == "t1" else socket.SOCK_DGRAM
+        for _ in range(100):  # until SIPp holds its port
+            if self.process.returncode is not None:
+                return False
+            if not _bindable(self.port, kind):
+                return True
+            await asyncio.sleep(0.02)
+        return self.process.returncode is None
 
     async def __aexit__(self, *exc: object) -> None:
         if self.process is not None and self.process.returncode is None:
