@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import gc
 import json
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,7 @@ RATE = 48000
 FRAME_SAMPLES = 960
 LOUD_RMS = 300.0  # espeak-ng speech is 2000-5000 RMS; decoded silence is ~0
 SENTENCE = "What is the weather like today?"
+SIOCGSTAMPNS = 0x8907  # Linux: when the kernel received the socket's last datagram
 
 
 def sentence_pcm() -> bytes:
@@ -78,11 +81,48 @@ class Voice:
 
 
 class Caller(WhipCaller):
-    """A WhipCaller that keeps (arrival, RTP timestamp, loud?) per received frame."""
+    """A WhipCaller that keeps (arrival, RTP timestamp, loud?, wire arrival) per received frame.
+
+    "Arrival" is when this process's event loop got to the decoded frame; "wire arrival" is when
+    the kernel received its packet (SIOCGSTAMPNS on the ICE socket, read as aioice gets the
+    datagram). The second leaves out how late this process itself is: the callers share the
+    machine's two cores with the server.
+    """
 
     def __init__(self, voice: Voice, frame_ms: int) -> None:
         super().__init__(voice, frame_ms=frame_ms)  # type: ignore[arg-type]  # any AudioSource
-        self.frames: list[tuple[float, int, bool]] = []
+        self.frames: list[tuple[float, int, bool, float]] = []
+        self.wire: dict[int, float] = {}  # RTP timestamp -> kernel arrival (CLOCK_REALTIME)
+        self.origin: int | None = None  # the first RTP timestamp received (aiortc's origin)
+
+    async def make_offer(self) -> str:
+        offer = await super().make_offer()
+        for transceiver in self.pc.getTransceivers():
+            for protocol in transceiver.receiver.transport.transport._connection._protocols:
+                self._stamp(protocol)
+        return offer
+
+    def _stamp(self, protocol: Any) -> None:
+        received = protocol.datagram_received
+        wire = self.wire
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            # RTP (not RTCP: payload types 72-79 with the marker bit are RTCP's 200-207)
+            if len(data) >= 12 and 128 <= data[0] < 192 and not 72 <= data[1] & 0x7F <= 79:
+                try:
+                    raw = fcntl.ioctl(protocol.transport.get_extra_info("socket"), SIOCGSTAMPNS,
+                                      bytes(16))  # fmt: skip
+                except OSError:
+                    pass
+                else:
+                    sec, nsec = struct.unpack("@qq", raw)
+                    timestamp = int.from_bytes(data[4:8], "big")
+                    if self.origin is None:
+                        self.origin = timestamp
+                    wire[timestamp] = sec + nsec / 1e9
+            received(data, addr)
+
+        protocol.datagram_received = datagram_received
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio":
@@ -96,7 +136,10 @@ class Caller(WhipCaller):
     def _on_audio(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
         samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
         loud = float(np.sqrt(np.mean(samples * samples))) > LOUD_RMS
-        self.frames.append((time.perf_counter(), timestamp, loud))
+        # aiortc hands frames over with timestamps counted from the first packet's
+        raw = (timestamp + (self.origin or 0)) & 0xFFFFFFFF
+        wire = self.wire.pop(raw, float("nan"))
+        self.frames.append((time.perf_counter(), timestamp, loud, wire))
 
     def first_loud_after(self, moment: float, start: int) -> tuple[float | None, int]:
         for i in range(start, len(self.frames)):
@@ -160,7 +203,8 @@ async def one_call(
         result["error"] = f"{type(exc).__name__}: {exc}"[:300]
     finally:
         await caller.close()
-    result["frames"] = [(t, pts) for t, pts, _ in caller.frames]
+    result["frames"] = [(t, pts) for t, pts, _, _ in caller.frames]
+    result["wire"] = [(wire, pts) for _, pts, _, wire in caller.frames if wire == wire]
     return result
 
 
@@ -169,7 +213,7 @@ async def bounded(call: Any, args: argparse.Namespace) -> dict[str, Any]:
         async with asyncio.timeout(args.ramp + args.seconds + 40):
             return dict(await call)
     except TimeoutError:
-        return {"latencies": [], "missed": 0, "error": "call timed out", "frames": []}
+        return {"latencies": [], "missed": 0, "error": "call timed out", "frames": [], "wire": []}
 
 
 async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
@@ -237,13 +281,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
     stop.set()
     await lag_task
-    late = total = ramp_late = ramp_total = 0
+    late = total = ramp_late = ramp_total = wire_late = wire_total = 0
     for call in calls:
         frames = call.pop("frames")
         n_late, n_total = late_share(frames, measure_from)
         late, total = late + n_late, total + n_total
         n_late, n_total = late_share(frames, begin, measure_from)
         ramp_late, ramp_total = ramp_late + n_late, ramp_total + n_total
+        # The same frames by kernel arrival (wall clock): since the same moment on that clock.
+        wire = call.pop("wire")
+        since = time.time() - (time.perf_counter() - measure_from)
+        n_late, n_total = late_share(wire, since)
+        wire_late, wire_total = wire_late + n_late, wire_total + n_total
     return {
         "ramp_late_frames": ramp_late,
         "ramp_frames": ramp_total,
@@ -252,6 +301,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "errors": [c["error"] for c in calls if c["error"]],
         "late_frames": late,
         "frames": total,
+        "wire_late_frames": wire_late,
+        "wire_frames": wire_total,
         "caller_loop_lag_ms": lags,
     }
 

@@ -14,12 +14,16 @@ reply audio frames arrive. Every packet stays on 127.0.0.1. A step's N calls joi
 (at most 5 s for all); its figures are those of the `--seconds` once every call is in.
 
 Per step (N concurrent calls), printed:
-  - late frames: share of received frames more than 20 ms behind the sender's 20 ms grid (RTP
-    timestamps), relative to the call's earliest frame (server pacing + loopback + caller loop);
-    the share while the calls were joining is printed apart (each join: DTLS, a new session);
+  - late frames: share of received frames more than 20 ms behind the sender's grid (RTP
+    timestamps), relative to the call's earliest frame, by when the callers' kernel received
+    the packet (SIOCGSTAMPNS: server pacing + loopback; this is the criterion) and by when the
+    callers' event loop got to the decoded frame (that adds the callers' own lag: they share
+    the two cores with the server); the share while the calls were joining is printed apart
+    (each join: DTLS, a new session; loop view);
   - reply latency: end of the caller's sentence -> first non-silent reply frame, median / p95
     (this includes VAD silence, end-of-turn detection, the STT, the LLM delay and espeak-ng);
-  - server CPU (% of one core, /proc/<pid>/stat) and RSS per call (VmRSS peak minus before).
+  - server CPU (% of one core, /proc/<pid>/stat) and RSS per call (VmRSS peak minus before),
+    and the callers' process's CPU.
 A step holds when late frames < 1 %, no reply went missing, and the reply p95 is within
 100 ms of the single-call p95. Stepping stops at the first step that does not hold or when
 the time budget runs out. The capacity printed is the largest N that held.
@@ -220,10 +224,12 @@ def run_step(
                 stderr=subprocess.DEVNULL,
             )
         cpu0, t0, rss_peak = cpu_seconds(pid), time.perf_counter(), rss_before
+        callers_cpu0 = cpu_seconds(callers.pid)
         while time.perf_counter() - t0 < window:
             time.sleep(0.5)
             rss_peak = max(rss_peak, rss_mib(pid))
         cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+        callers_cpu = (cpu_seconds(callers.pid) - callers_cpu0) / (time.perf_counter() - t0)
         callers.wait(timeout=seconds + 60)
         if spy is not None:
             spy.wait(timeout=30)
@@ -238,7 +244,9 @@ def run_step(
     if callers.returncode != 0 or not lines:
         raise RuntimeError(f"callers failed ({callers.returncode}):\n{err.read()[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
-    result.update(cpu=cpu, rss_per_call=(rss_peak - rss_before) / calls, rss=rss_peak)
+    result.update(
+        cpu=cpu, callers_cpu=callers_cpu, rss_per_call=(rss_peak - rss_before) / calls, rss=rss_peak
+    )
     return result
 
 
@@ -274,15 +282,23 @@ def top_functions(raw: Path, count: int = 15) -> list[str]:
 # The steps, and what they say.
 
 
+def late_shares(step: dict[str, Any]) -> tuple[float, float]:
+    """Late frames by kernel arrival at the callers (the criterion), and as their loop saw them."""
+    wire = step["wire_late_frames"] / step["wire_frames"] if step["wire_frames"] else float("nan")
+    seen = step["late_frames"] / step["frames"] if step["frames"] else float("nan")
+    return wire, seen
+
+
 def report(calls: int, step: dict[str, Any]) -> Figures | None:
-    late = step["late_frames"] / step["frames"] if step["frames"] else float("nan")
+    wire, seen = late_shares(step)
     lag = Figures("", step["caller_loop_lag_ms"] or [0.0])
     ramp = step["ramp_late_frames"] / max(1, step["ramp_frames"])
     print(
-        f"  N={calls:<3} late frames {late:6.2%} of {step['frames']:<6} server CPU "
-        f"{step['cpu']:5.0%} of a core, RSS {step['rss']:.0f} MiB (+{step['rss_per_call']:.1f} "
-        f"MiB/call); caller loop lag p95 {lag.pct(0.95):.0f} ms; while joining "
-        f"({ramp_for(calls):.1f} s): {ramp:.2%} late"
+        f"  N={calls:<3} late frames {wire:6.2%} of {step['wire_frames']:<6} on arrival "
+        f"({seen:.2%} once the callers' loop got to them; its lag p95 {lag.pct(0.95):.0f} ms); "
+        f"while joining ({ramp_for(calls):.1f} s): {ramp:.2%} late\n"
+        f"        server CPU {step['cpu']:4.0%} of a core, RSS {step['rss']:.0f} MiB "
+        f"(+{step['rss_per_call']:.1f} MiB/call); callers' CPU {step['callers_cpu']:4.0%}"
     )
     if step["missed"] or step["errors"]:
         print(
@@ -297,7 +313,9 @@ def report(calls: int, step: dict[str, Any]) -> Figures | None:
 
 def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
     started = time.monotonic()
-    profile_file = Path(tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1])
+    profile_file = args.profile_out or Path(
+        tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1]
+    )
     profiled = False
     with fake_llm() as llm_url, server(src, args.turn, args.ptime) as (url, pid):
         create_agent(url, llm_url, args.stt)
@@ -317,7 +335,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
             seconds = args.seconds * (2 if single_p95 is None else 1)
             step = run_step(url, pid, calls, seconds, args.period, profile, args.ptime)
             figures = report(calls, step)
-            late = step["late_frames"] / max(1, step["frames"])
+            late = late_shares(step)[0]
             p95 = figures.pct(0.95) if figures else float("inf")
             if single_p95 is None:
                 single_p95 = p95
@@ -326,7 +344,7 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
                 for line in top_functions(profile):
                     print("    " + line)
             holds = (
-                late < LATE_LIMIT
+                late < LATE_LIMIT  # nan (no frame stamped) does not hold
                 and not step["missed"]
                 and not step["errors"]
                 and p95 <= single_p95 + P95_SLACK_MS
@@ -338,7 +356,8 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
                 if not args.keep_going:
                     break
             prev = calls
-    profile_file.unlink(missing_ok=True)
+    if not args.profile_out:
+        profile_file.unlink(missing_ok=True)
     print(
         f"  => largest N with < {LATE_LIMIT:.0%} late frames and reply p95 within "
         f"{P95_SLACK_MS:.0f} ms of the single call's ({single_p95 or float('nan'):.0f} ms): "
@@ -367,6 +386,7 @@ def main() -> None:
     )
     p.add_argument("--profile", action="store_true", help="py-spy the server for one step")
     p.add_argument("--profile-calls", type=int, default=8)
+    p.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks in this file")
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
     args = p.parse_args()
     if args.quick:

@@ -18,6 +18,7 @@ from livekit.agents.voice import SpeechHandle
 from agent_studio.runtime import tools
 from agent_studio.runtime.providers import CallProviders
 from agent_studio.runtime.spec import AgentSpec, CallSpec
+from agent_studio.runtime.vad_stt import SharedVadSTT, TappedVAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +86,19 @@ class WorkflowAgents:
     or a bad setting fails the call at its start, not in the middle of a handoff."""
 
     def __init__(
-        self, spec: CallSpec, providers: CallProviders, host: tools.ToolHost, *, voice: bool
+        self,
+        spec: CallSpec,
+        providers: CallProviders,
+        host: tools.ToolHost,
+        *,
+        voice: bool,
+        vad: Any = None,
     ) -> None:
         self.spec = spec
         self._providers = providers
         self._host = host
         self._voice = voice
+        self._tapped: TappedVAD | None = getattr(vad, "tapped", None)
         self._models: dict[str, AgentModels] = {}
 
     async def prepare(self) -> None:
@@ -99,6 +107,8 @@ class WorkflowAgents:
             stt = tts = None
             if self._voice:
                 stt = await self._providers.build(agent.stt, agent.language)
+                if not stt.capabilities.streaming and self._tapped is not None:
+                    stt = SharedVadSTT(stt, self._tapped)  # cut at the session VAD's turns
                 tts = await self._providers.build(agent.tts, agent.language)
             self._models[name] = AgentModels(stt=stt, llm=llm, tts=tts)
 

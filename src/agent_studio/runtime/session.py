@@ -25,6 +25,7 @@ from agent_studio.runtime.spec import CallSpec, CallSpecError
 from agent_studio.runtime.supervision import TIMEOUT_TEXT, CallClock, close_outcome, error_text
 from agent_studio.runtime.tools import ToolHost
 from agent_studio.runtime.voice_session import (
+    call_vad,
     close_session,
     load_voice_models,
     new_agent_session,
@@ -110,16 +111,17 @@ class CallRunner:
             self.deps.webhook_secret,
             lambda: self.request_end(EndReason.AGENT_HANGUP, polite=False),
         )
-        agents = WorkflowAgents(spec, self._providers, host, voice=self.voice)
+        vad = None
+        if self.voice:
+            if self.deps.vad is None:
+                await load_voice_models(self.options)
+            vad = self.deps.vad or call_vad()
+        agents = WorkflowAgents(spec, self._providers, host, voice=self.voice, vad=vad)
         await agents.prepare()
         self._entry = agents.entry()
         self._clock = CallClock(spec.settings, self.options.heartbeat_interval)
         self._recorder.agent_name = spec.entry_agent
-        if self.voice and self.deps.vad is None:
-            await load_voice_models(self.options)
-        self.session = session = new_agent_session(
-            voice=self.voice, vad=self.deps.vad, options=self.options
-        )
+        self.session = session = new_agent_session(voice=self.voice, vad=vad, options=self.options)
         self._recorder.attach(session)
         session.on("agent_state_changed", self._on_agent_state)
         session.on("user_state_changed", self._on_user_state)

@@ -27,6 +27,7 @@ from livekit.plugins import silero
 from agent_studio.core.memory import freeze_long_lived
 from agent_studio.runtime.options import RuntimeOptions
 from agent_studio.runtime.vad_batch import batch_inference
+from agent_studio.runtime.vad_stt import TappedVAD, VadTap
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,22 @@ def _model_turn_detector() -> Any:
 
 
 class _CallVAD(silero.VAD):
-    """silero over the process's model, whose streams' inferences run batched (vad_batch)."""
+    """silero over the process's model, whose streams' inferences run batched (vad_batch),
+    and whose streams' input and speech events a non-streaming STT can follow (vad_stt)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tapped = TappedVAD()
 
     def stream(self) -> Any:
         stream = super().stream()
         if not batch_inference(stream, self._onnx_session):
             log.warning("silero's stream is not the expected one: VAD inferences not batched")
+        tap = VadTap.install(stream)
+        if tap is None:
+            log.warning("silero's stream is not the expected one: the STT runs its own VAD")
+        else:
+            self.tapped.add(tap)
         return stream
 
 
@@ -109,7 +120,7 @@ def new_agent_session(*, voice: bool, vad: Any, options: RuntimeOptions) -> Agen
         timeout=options.provider_timeout,
     )
     return AgentSession(
-        vad=(vad or call_vad()) if voice else None,
+        vad=vad if voice else None,
         turn_handling=turn_handling(voice, options),  # type: ignore[arg-type]
         user_away_timeout=None,
         session_close_transcript_timeout=options.close_transcript_timeout,
