@@ -56,14 +56,18 @@ def silenced(frame: rtc.AudioFrame) -> rtc.AudioFrame:
 
 
 async def run(
-    vad_frames: list[rtc.AudioFrame], stt_frames: list[rtc.AudioFrame | None]
+    vad_frames: list[rtc.AudioFrame],
+    stt_frames: list[rtc.AudioFrame | None],
+    older_stream: bool = False,
 ) -> tuple[RecordingSTT, list[Any], list[stt.SpeechEvent]]:
     """The session's VAD stream gets `vad_frames`; the STT stream, started alongside,
     `stt_frames` (None: not yet started). Returns the STT, the VAD's speech events and the
-    STT stream's events."""
+    STT stream's events. `older_stream`: an earlier VAD stream of the call (the agent before a
+    handoff) still runs on the same frames."""
     vad = call_vad()
     inner = RecordingSTT()
     shared = SharedVadSTT(inner, vad.tapped)
+    older = vad.stream() if older_stream else None
     vad_stream = vad.stream()
     said: list[Any] = []
 
@@ -75,6 +79,8 @@ async def run(
     listening = asyncio.create_task(listen())
     stream = shared.stream(conn_options=DEFAULT_API_CONNECT_OPTIONS)
     for vad_frame, stt_frame in zip(vad_frames, stt_frames, strict=True):
+        if older is not None:
+            older.push_frame(vad_frame)
         vad_stream.push_frame(vad_frame)
         if stt_frame is not None:
             stream.push_frame(stt_frame)
@@ -85,6 +91,8 @@ async def run(
     events = [event async for event in stream]
     await stream.aclose()
     await vad_stream.aclose()
+    if older is not None:
+        await older.aclose()
     return inner, said, events
 
 
@@ -171,3 +179,13 @@ async def test_a_partly_silenced_utterance_reaches_the_stt_with_the_silence() ->
     end = said[-1].samples_index
     assert np.array_equal(heard, own[end - len(real) : end])
     assert heard.any() and not heard[: len(heard) // 4].any()  # its start was silenced
+
+
+async def test_only_the_sessions_current_vad_stream_cuts_utterances() -> None:
+    first = np.frombuffer(utterance_pcm("Good morning to you.", RATE), np.int16)
+    frames = frames_of(silence(0.7), first, silence(1.2))
+
+    inner, said, _ = await run(frames, list(frames), older_stream=True)
+
+    assert len(inner.heard) == 1  # not once more for the older stream's utterance
+    assert np.array_equal(inner.heard[0], np.frombuffer(said[-1].frames[0].data, np.int16))

@@ -296,7 +296,9 @@ class _UtteranceStream(stt.RecognizeStream):
 
     async def _run(self) -> None:
         def heard(tap: VadTap, epoch: int, event: VADEvent) -> None:
-            self._events.put_nowait((tap, epoch, event))
+            taps = self._vad.taps()
+            if taps and tap is taps[-1]:  # the session's current stream (an old one may linger)
+                self._events.put_nowait((tap, epoch, event))
 
         self._vad.listen(heard)
         tasks = [
