@@ -12,7 +12,7 @@ from livekit.agents.stt import StreamAdapter
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from livekit.agents.vad import VADEventType
 
-from agent_studio.runtime.vad_stt import SharedVadSTT
+from agent_studio.runtime.vad_stt import SharedVadSTT, VadTap
 from agent_studio.runtime.voice_session import call_vad
 from tests.fixtures.speech import utterance_pcm
 
@@ -107,6 +107,10 @@ async def adapter_heard(frames: list[rtc.AudioFrame]) -> list[np.ndarray]:
         pass
     await stream.aclose()
     return inner.heard
+
+
+def test_the_pinned_livekit_vad_streams_can_be_followed() -> None:
+    assert VadTap.supported()  # else every call's STT would fall back to livekit's adapter
 
 
 async def test_the_stt_hears_the_utterances_the_adapter_would() -> None:

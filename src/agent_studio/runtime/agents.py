@@ -18,7 +18,7 @@ from livekit.agents.voice import SpeechHandle
 from agent_studio.runtime import tools
 from agent_studio.runtime.providers import CallProviders
 from agent_studio.runtime.spec import AgentSpec, CallSpec
-from agent_studio.runtime.vad_stt import SharedVadSTT, TappedVAD
+from agent_studio.runtime.vad_stt import SharedVadSTT, TappedVAD, VadTap
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,8 @@ class WorkflowAgents:
         self._providers = providers
         self._host = host
         self._voice = voice
-        self._tapped: TappedVAD | None = getattr(vad, "tapped", None)
+        tapped = getattr(vad, "tapped", None)
+        self._tapped: TappedVAD | None = tapped if VadTap.supported() else None
         self._models: dict[str, AgentModels] = {}
 
     async def prepare(self) -> None:

@@ -71,6 +71,18 @@ class VadTap:
         self.decided = (0, 0)  # (epoch, position) up to which the VAD has run
         self.listeners: list[Listener] = []
 
+    @staticmethod
+    def supported() -> bool:
+        """Whether livekit's VAD streams are the ones a tap knows (livekit-agents as pinned):
+        `push_frame` and `flush`, and events sent through the `_event_ch` their base class
+        makes. When not, a non-streaming STT is left to livekit's adapter (its own VAD)."""
+        from livekit.agents.vad import VADStream
+
+        made = VADStream.__init__.__code__.co_names
+        return "_event_ch" in made and all(
+            callable(getattr(VADStream, name, None)) for name in ("push_frame", "flush")
+        )
+
     @classmethod
     def install(cls, stream: Any) -> VadTap | None:
         channel = getattr(stream, "_event_ch", None)

@@ -73,8 +73,8 @@ class _CallVAD(silero.VAD):
         if not batch_inference(stream, self._onnx_session):
             log.warning("silero's stream is not the expected one: VAD inferences not batched")
         tap = VadTap.install(stream)
-        if tap is None:
-            log.warning("silero's stream is not the expected one: the STT runs its own VAD")
+        if tap is None:  # VadTap.supported() said otherwise: the STT would hear nothing
+            log.error("silero's stream cannot be followed: a non-streaming STT gets no utterance")
         else:
             self.tapped.add(tap)
         return stream
