@@ -66,7 +66,7 @@ async def run(
     handoff) still runs on the same frames."""
     vad = call_vad()
     inner = RecordingSTT()
-    shared = SharedVadSTT(inner, vad.tapped)
+    shared = SharedVadSTT(inner, vad)
     older = vad.stream() if older_stream else None
     vad_stream = vad.stream()
     said: list[Any] = []

@@ -18,7 +18,7 @@ from livekit.agents.voice import SpeechHandle
 from agent_studio.runtime import tools
 from agent_studio.runtime.providers import CallProviders
 from agent_studio.runtime.spec import AgentSpec, CallSpec
-from agent_studio.runtime.vad_stt import SharedVadSTT, TappedVAD, VadTap
+from agent_studio.runtime.vad_stt import SharedVadSTT, VadTap
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,8 @@ class WorkflowAgents:
         self._providers = providers
         self._host = host
         self._voice = voice
-        tapped = getattr(vad, "tapped", None)
-        self._tapped: TappedVAD | None = tapped if VadTap.supported() else None
+        # A call VAD (voice_session.call_vad) whose streams a non-streaming STT can follow.
+        self._vad = vad if getattr(vad, "tapped", None) is not None and VadTap.supported() else None
         self._models: dict[str, AgentModels] = {}
 
     async def prepare(self) -> None:
@@ -108,8 +108,8 @@ class WorkflowAgents:
             stt = tts = None
             if self._voice:
                 stt = await self._providers.build(agent.stt, agent.language)
-                if not stt.capabilities.streaming and self._tapped is not None:
-                    stt = SharedVadSTT(stt, self._tapped)  # cut at the session VAD's turns
+                if not stt.capabilities.streaming and self._vad is not None:
+                    stt = SharedVadSTT(stt, self._vad)  # cut at the session VAD's turns
                 tts = await self._providers.build(agent.tts, agent.language)
             self._models[name] = AgentModels(stt=stt, llm=llm, tts=tts)
 

@@ -35,7 +35,10 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from livekit.agents import stt, utils
-from livekit.agents.stt.stream_adapter import DEFAULT_STREAM_ADAPTER_API_CONNECT_OPTIONS
+from livekit.agents.stt.stream_adapter import (
+    DEFAULT_STREAM_ADAPTER_API_CONNECT_OPTIONS,
+    StreamAdapter,
+)
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
@@ -182,45 +185,14 @@ class TappedVAD:
         return [tap for ref in self._taps if (tap := ref()) is not None]
 
 
-class SharedVadSTT(stt.STT[Any]):
-    """`inner` (not streaming) as a streaming STT whose utterances are the call VAD's."""
+class SharedVadSTT(StreamAdapter):
+    """`inner` (not streaming) as a streaming STT whose utterances are those of `vad`, the
+    call's VAD (its `tapped` streams). livekit's adapter, less its own VAD stream: what it
+    forwards to the inner STT (recognize, metrics, model, keyterms) is inherited."""
 
-    def __init__(self, inner: stt.STT[Any], vad: TappedVAD) -> None:
-        super().__init__(
-            capabilities=stt.STTCapabilities(
-                streaming=True,
-                interim_results=False,
-                diarization=False,
-                keyterms=inner.capabilities.keyterms,
-                chat_context=inner.capabilities.chat_context,
-            )
-        )
-        self._inner = inner
-        self._vad = vad
-        inner.on("metrics_collected", self._forward_metrics)
-
-    @property
-    def wrapped_stt(self) -> stt.STT[Any]:
-        return self._inner
-
-    @property
-    def model(self) -> str:
-        return self._inner.model
-
-    @property
-    def provider(self) -> str:
-        return self._inner.provider
-
-    async def _recognize_impl(
-        self,
-        buffer: utils.AudioBuffer,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-    ) -> stt.SpeechEvent:
-        return await self._inner.recognize(
-            buffer=buffer, language=language, conn_options=conn_options
-        )
+    def __init__(self, inner: stt.STT[Any], vad: Any) -> None:
+        super().__init__(stt=inner, vad=vad)
+        self._tapped: TappedVAD = vad.tapped
 
     def stream(
         self,
@@ -228,16 +200,7 @@ class SharedVadSTT(stt.STT[Any]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.RecognizeStream:
-        return _UtteranceStream(self, self._inner, self._vad, language, conn_options)
-
-    def prewarm(self) -> None:
-        self._inner.prewarm()
-
-    def _forward_metrics(self, *args: Any, **kwargs: Any) -> None:
-        self.emit("metrics_collected", *args, **kwargs)
-
-    async def aclose(self) -> None:
-        self._inner.off("metrics_collected", self._forward_metrics)
+        return _UtteranceStream(self, self.wrapped_stt, self._tapped, language, conn_options)
 
 
 class _Audio:
