@@ -166,12 +166,13 @@ async def one_call(
     start, measure_from, stop = window
     voice = Voice()
     caller = Caller(voice, frame_ms)
-    result: dict[str, Any] = {"latencies": [], "missed": 0, "error": None}
+    result: dict[str, Any] = {"latencies": [], "missed": 0, "error": None, "call_id": None}
     try:
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
         r = await http.post("/api/v1/calls/test-agent", json={"agent_name": agent})
         r.raise_for_status()
         call = r.json()
+        result["call_id"] = call["call_id"]
         await caller.join(http, call["url"], call["token"])
         # Turns spread over the first period once every call is in.
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
@@ -279,6 +280,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.calls)
             )
         )
+        # The server's own figures per turn (its metrics), once every call has hung up.
+        await asyncio.sleep(1.0)
+        server_p50 = await server_metrics(http, [c["call_id"] for c in calls if c["call_id"]])
     stop.set()
     await lag_task
     late = total = ramp_late = ramp_total = wire_late = wire_total = 0
@@ -304,7 +308,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "wire_late_frames": wire_late,
         "wire_frames": wire_total,
         "caller_loop_lag_ms": lags,
+        "server_p50": server_p50,
     }
+
+
+async def server_metrics(http: httpx.AsyncClient, call_ids: list[str]) -> dict[str, list[int]]:
+    """Each call's p50 per latency figure the server recorded (eou, stt, llm, tts, e2e)."""
+    out: dict[str, list[int]] = {}
+    for call_id in call_ids:
+        r = await http.get(f"/api/v1/calls/{call_id}")
+        if r.status_code != 200:
+            continue
+        for name, value in (r.json().get("metrics") or {}).get("p50", {}).items():
+            if value is not None:
+                out.setdefault(name, []).append(value)
+    return out
 
 
 def main() -> None:

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -304,6 +305,13 @@ def report(calls: int, step: dict[str, Any]) -> Figures | None:
         print(
             f"        {step['missed']} replies not heard within 8 s; errors: {step['errors'][:3]}"
         )
+    p50 = step.get("server_p50") or {}
+    if p50:
+        parts = [
+            f"{name.removesuffix('_latency_ms').removesuffix('_ms')} {np.median(values):.0f}"
+            for name, values in sorted(p50.items())
+        ]
+        print(f"        server's figures per turn (calls' p50, median; ms): {', '.join(parts)}")
     if not step["latencies"]:
         return None
     figures = Figures(f"N={calls}: reply latency", step["latencies"])

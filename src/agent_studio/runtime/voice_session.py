@@ -23,10 +23,12 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 # livekit registers a plugin when its module is first imported, and only on the main thread;
 # importing here (at start-up, on the main thread) lets the models load in a worker thread.
 from livekit.plugins import silero
+from livekit.plugins.silero.onnx_model import OnnxModel
 
 from agent_studio.core.memory import freeze_long_lived
 from agent_studio.runtime.options import RuntimeOptions
 from agent_studio.runtime.vad_batch import batch_inference
+from agent_studio.runtime.vad_stream import LeanSileroStream
 from agent_studio.runtime.vad_stt import TappedVAD, VadTap
 
 log = logging.getLogger(__name__)
@@ -61,15 +63,24 @@ def _model_turn_detector() -> Any:
 
 
 class _CallVAD(silero.VAD):
-    """silero over the process's model, whose streams' inferences run batched (vad_batch),
-    and whose streams' input and speech events a non-streaming STT can follow (vad_stt)."""
+    """silero over the process's model, whose streams run silero's loop leanly (vad_stream),
+    their inferences batched (vad_batch), and whose streams' input and speech events a
+    non-streaming STT can follow (vad_stt)."""
+
+    lean = LeanSileroStream.supported()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tapped = TappedVAD()
 
     def stream(self) -> Any:
-        stream = super().stream()
+        stream: silero.VADStream
+        if self.lean:
+            model = OnnxModel(onnx_session=self._onnx_session, sample_rate=self._opts.sample_rate)
+            stream = LeanSileroStream(self, self._opts, model)
+            self._streams.add(stream)
+        else:
+            stream = super().stream()
         if not batch_inference(stream, self._onnx_session):
             log.warning("silero's stream is not the expected one: VAD inferences not batched")
         tap = VadTap.install(stream)

@@ -1,0 +1,269 @@
+"""silero's VAD stream loop, the same events for less work per 32 ms window.
+
+livekit-plugins-silero's `VADStream._main_task` keeps the audio not yet inferred as lists of
+`rtc.AudioFrame`s: for every window it joins them into new frames (twice: the input and the
+model-rate copy), converts, then wraps what is left in two more new frames, and builds
+`np.iinfo` twice. At tens of calls that bookkeeping cost more than the rest of the VAD on the
+event loop. `LeanSileroStream` runs the same algorithm over two int16 buffers with a read
+offset, and sends the same events: every field (positions, durations, probability, speaking
+state, the frames they carry) is computed by the same operations in the same order, so the
+events are equal value for value (`tests/runtime/test_vad_stream.py` checks them against
+silero's own stream). Inference still goes through `self._loop.run_in_executor(None, model,
+window)`, which `vad_batch` routes to the process's batcher.
+
+Written against livekit-plugins-silero as pinned; `supported()` says whether that stream is the
+one this mirrors (its options, speech buffer and constructor), and `call_vad` falls back to
+silero's own stream when not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+
+import numpy as np
+from livekit import agents, rtc
+from livekit.agents import utils
+from livekit.plugins.silero import vad as silero_vad
+
+log = logging.getLogger(__name__)
+
+_INT16_MAX = int(np.iinfo(np.int16).max)
+_EMPTY = np.zeros(0, dtype=np.int16)
+
+
+class _Pending:
+    """Samples received and not yet consumed by a window: one int16 buffer and a read offset."""
+
+    __slots__ = ("data", "start")
+
+    def __init__(self) -> None:
+        self.data = _EMPTY
+        self.start = 0
+
+    def __len__(self) -> int:
+        return len(self.data) - self.start
+
+    def add(self, samples: np.ndarray) -> None:
+        if self.start >= len(self.data):
+            self.data, self.start = samples, 0
+        else:
+            self.data, self.start = np.concatenate((self.data[self.start :], samples)), 0
+
+    def view(self) -> np.ndarray:
+        return self.data[self.start :]
+
+    def consume(self, count: int) -> None:
+        self.start = min(self.start + count, len(self.data))
+
+
+def _samples(frame: rtc.AudioFrame) -> np.ndarray:
+    return np.frombuffer(frame.data, dtype=np.int16)
+
+
+class LeanSileroStream(silero_vad.VADStream):
+    """silero's stream with `_main_task` over buffers instead of lists of frames."""
+
+    @staticmethod
+    def supported() -> bool:
+        """Whether the pinned silero stream is the one mirrored here (else use silero's own)."""
+        base = silero_vad.VADStream
+        init = inspect.signature(base.__init__).parameters
+        made = base.__init__.__code__.co_names
+        needed = ("_speech_buffer", "_speech_buffer_index", "_speech_buffer_max_reached")
+        return list(init)[1:4] == ["vad", "opts", "model"] and all(n in made for n in needed)
+
+    @utils.log_exceptions(logger=log)
+    async def _main_task(self) -> None:
+        # A flush ends a segment: the next starts from a fresh state, as silero's reset does.
+        while await self._segment():
+            self._model.reset()
+            self._exp_filter = utils.ExpFilter(alpha=0.35)
+            self._speech_buffer_index = 0
+            self._speech_buffer_max_reached = False
+            if self._speech_buffer is not None:
+                self._speech_buffer.fill(0)
+
+    def _new_resampler(self) -> rtc.AudioResampler | None:
+        if self._input_sample_rate and self._input_sample_rate != self._opts.sample_rate:
+            return rtc.AudioResampler(
+                input_rate=self._input_sample_rate,
+                output_rate=self._opts.sample_rate,
+                quality=rtc.AudioResamplerQuality.QUICK,
+            )
+        return None
+
+    def _reset_write_cursor(self) -> None:
+        buffer, padding = self._speech_buffer, self._prefix_padding_samples
+        index = self._speech_buffer_index
+        assert buffer is not None
+        if index <= padding:
+            return
+        buffer[:padding] = buffer[index - padding : index]
+        self._speech_buffer_max_reached = False
+        self._speech_buffer_index = padding
+
+    def _speech_frame(self) -> rtc.AudioFrame:
+        assert self._speech_buffer is not None
+        return rtc.AudioFrame(
+            sample_rate=self._input_sample_rate,
+            num_channels=1,
+            samples_per_channel=self._speech_buffer_index,
+            data=self._speech_buffer[: self._speech_buffer_index].tobytes(),
+        )
+
+    async def _segment(self) -> bool:  # one loop, as silero's
+        """Runs the stream until a flush (True) or the end of its input (False)."""
+        opts, model = self._opts, self._model
+        window = model.window_size_samples
+        window_duration = window / opts.sample_rate
+        f32 = np.empty(window, dtype=np.float32)
+        VADEvent, EventType = agents.vad.VADEvent, agents.vad.VADEventType
+
+        speaking = False
+        speech_duration = silence_duration = 0.0
+        current_sample = 0
+        timestamp = 0.0
+        speech_threshold = silence_threshold = 0.0
+        inputs, inference = _Pending(), _Pending()
+        resampler = self._new_resampler()
+        copy_fraction = 0.0
+        extra_inference_time = 0.0
+
+        def boundary(kind: agents.vad.VADEventType, speech: float) -> None:
+            """START_OF_SPEECH or END_OF_SPEECH, with the speech buffer so far."""
+            self._event_ch.send_nowait(
+                VADEvent(
+                    type=kind,
+                    samples_index=current_sample,
+                    timestamp=timestamp,
+                    silence_duration=silence_duration,
+                    speech_duration=speech,
+                    frames=[self._speech_frame()],
+                    speaking=kind == EventType.START_OF_SPEECH,
+                )
+            )
+
+        async for frame in self._input_ch:
+            if isinstance(frame, self._FlushSentinel):
+                return True
+            if not isinstance(frame, rtc.AudioFrame):
+                continue
+            if not self._input_sample_rate:
+                self._input_sample_rate = frame.sample_rate
+                self._prefix_padding_samples = int(
+                    opts.prefix_padding_duration * self._input_sample_rate
+                )
+                self._speech_buffer = np.empty(
+                    int(opts.max_buffered_speech * self._input_sample_rate)
+                    + self._prefix_padding_samples,
+                    dtype=np.int16,
+                )
+                resampler = self._new_resampler()
+            elif self._input_sample_rate != frame.sample_rate:
+                log.error("a frame with another sample rate was already pushed")
+                continue
+            buffer = self._speech_buffer
+            assert buffer is not None
+
+            samples = _samples(frame)
+            inputs.add(samples)
+            if resampler is None:
+                inference.add(samples)
+            else:
+                for out in resampler.push(frame):
+                    inference.add(_samples(out).copy())  # the resampler's buffer is reused
+
+            ratio = self._input_sample_rate / model.sample_rate
+            while len(inference) >= window:
+                start_time = time.perf_counter()
+                window_in = inference.view()
+                np.divide(window_in[:window], _INT16_MAX, out=f32, dtype=np.float32)
+                p = await self._loop.run_in_executor(None, model, f32)
+                p = self._exp_filter.apply(exp=1.0, sample=p)
+
+                current_sample += window
+                timestamp += window_duration
+                to_copy = window * ratio + copy_fraction
+                to_copy_int = int(to_copy)
+                copy_fraction = to_copy - to_copy_int
+
+                pending_input = inputs.view()
+                space = len(buffer) - self._speech_buffer_index
+                to_buffer = min(to_copy_int, space)
+                if to_buffer > 0:
+                    # as silero: at most what has arrived (slicing), however much was due
+                    chunk = pending_input[:to_buffer]
+                    end = self._speech_buffer_index + len(chunk)
+                    buffer[self._speech_buffer_index : end] = chunk
+                    self._speech_buffer_index += to_buffer
+                elif not self._speech_buffer_max_reached:
+                    self._speech_buffer_max_reached = True
+                    log.warning("max_buffered_speech reached: the rest of this speech is dropped")
+
+                inference_duration = time.perf_counter() - start_time
+                extra_inference_time = max(
+                    0.0, extra_inference_time + inference_duration - window_duration
+                )
+                if inference_duration > silero_vad.SLOW_INFERENCE_THRESHOLD:
+                    log.warning(
+                        "VAD inference is slower than realtime",
+                        extra={"delay": extra_inference_time},
+                    )
+
+                if speaking:
+                    speech_duration += window_duration
+                else:
+                    silence_duration += window_duration
+
+                self._event_ch.send_nowait(
+                    VADEvent(
+                        type=EventType.INFERENCE_DONE,
+                        samples_index=current_sample,
+                        timestamp=timestamp,
+                        silence_duration=silence_duration,
+                        speech_duration=speech_duration,
+                        probability=p,
+                        inference_duration=inference_duration,
+                        frames=[
+                            rtc.AudioFrame(
+                                data=pending_input[:to_copy_int].tobytes(),
+                                sample_rate=self._input_sample_rate,
+                                num_channels=1,
+                                samples_per_channel=to_copy_int,
+                            )
+                        ],
+                        speaking=speaking,
+                        raw_accumulated_silence=silence_threshold,
+                        raw_accumulated_speech=speech_threshold,
+                    )
+                )
+
+                if p >= opts.activation_threshold or (speaking and p > opts.deactivation_threshold):
+                    speech_threshold += window_duration
+                    silence_threshold = 0.0
+                    if not speaking and speech_threshold >= opts.min_speech_duration:
+                        speaking = True
+                        silence_duration = 0.0
+                        speech_duration = speech_threshold
+                        boundary(EventType.START_OF_SPEECH, speech_duration)
+                else:
+                    silence_threshold += window_duration
+                    speech_threshold = 0.0
+                    if not speaking:
+                        self._reset_write_cursor()
+                    if speaking and silence_threshold >= opts.min_silence_duration:
+                        speaking = False
+                        silence_duration = silence_threshold
+                        boundary(
+                            EventType.END_OF_SPEECH,
+                            max(0.0, speech_duration - silence_threshold),
+                        )
+                        speech_duration = 0.0
+                        self._reset_write_cursor()
+
+                # silero keeps what follows the window (all pending audio was joined into one)
+                inputs.consume(to_copy_int)
+                inference.consume(window)
+        return False
