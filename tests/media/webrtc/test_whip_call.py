@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
 import uuid
 from typing import Any
@@ -231,3 +232,51 @@ def test_the_answer_asks_for_the_packet_time_in_its_audio_section_only() -> None
     )
     last = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
     assert with_ptime(last, 60).endswith("a=rtpmap:111 opus/48000/2\r\na=ptime:60\r\n")
+
+
+async def test_the_agent_audio_leaves_as_one_rtp_stream_with_sender_reports(
+    live_client: httpx.AsyncClient, caller: WhipCaller
+) -> None:
+    """The agent's audio as it reaches the caller's socket (SRTP leaves the RTP header in the
+    clear): each packet the next sequence number, 20 ms of timestamp later, one SSRC, the `mid`
+    extension; and the RTCP sender reports count what was sent."""
+    call = await new_call(live_client)
+    await caller.make_offer()
+    headers: list[bytes] = []
+    for transceiver in caller.pc.getTransceivers():
+        for protocol in transceiver.receiver.transport.transport._connection._protocols:
+            received = protocol.datagram_received
+
+            def datagram_received(data: bytes, addr: Any, received: Any = received) -> None:
+                if len(data) >= 12 and 128 <= data[0] < 192 and not 72 <= data[1] & 0x7F <= 79:
+                    headers.append(data[:20])  # RTP, not RTCP
+                received(data, addr)
+
+            protocol.datagram_received = datagram_received
+    await caller.join(live_client, call["url"], call["token"])
+    await wait_until(lambda: caller.heard.seconds() >= 1.5)
+
+    packets = [
+        (int.from_bytes(h[2:4], "big"), int.from_bytes(h[4:8], "big"), h[8:12], h) for h in headers
+    ]
+    assert len(packets) >= 60
+    answer_ssrcs = {int(s) for s in re.findall(r"a=ssrc:(\d+) ", caller.answer)}
+    assert {int.from_bytes(p[2], "big") for p in packets} <= answer_ssrcs
+    for (seq, ts, _, _), (next_seq, next_ts, _, _) in itertools.pairwise(packets):
+        assert next_seq == (seq + 1) & 0xFFFF
+        assert next_ts == (ts + 960) & 0xFFFFFFFF
+    first = packets[0][3]
+    assert first[0] & 0x10 and first[1] & 0x80  # a header extension; the marker, as aiortc sets
+    assert first[12:14] == b"\xbe\xde"  # one-byte header extensions (RFC 8285): the mid
+    mid = re.search(r"a=mid:(\S+)", caller.answer)
+    assert mid is not None and mid.group(1).encode() in first[16:20]
+
+    async def reported() -> int:
+        stats = await caller.pc.getTransceivers()[0].receiver.getStats()
+        remote = [s for s in stats.values() if s.type == "remote-outbound-rtp"]
+        return int(remote[0].packetsSent) if remote else 0
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while (sent := await reported()) == 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert 0 < sent <= len(packets) + 5

@@ -17,6 +17,7 @@ those of aiortc 1.16 / aioice 0.13; `tests/media/webrtc` fails loudly if they ch
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -167,13 +168,8 @@ class IcePolicy:
         return RTCConfiguration(iceServers=list(self.servers))
 
     def allows(self, host: str) -> bool:
-        if not self.allowed_peers:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False  # an mDNS name: its address is unknown until resolved
-        return any(address in network for network in self.allowed_peers)
+        """Whether the guard lets `host` through (asked for every packet, both ways)."""
+        return not self.allowed_peers or _allowed(host, self.allowed_peers)
 
     def filter_offer(self, sdp: str) -> str:
         """Remove the offer's candidates this policy would never talk to."""
@@ -233,6 +229,16 @@ class IcePolicy:
             for c in candidates
             if c.type == "host" and ipaddress.ip_address(c.host).version == version
         ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _allowed(host: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Remembered per address: parsing one costs more than the rest of the guard per packet."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # an mDNS name: its address is unknown until resolved
+    return any(address in network for network in networks)
 
 
 def _ice_connections(pc: RTCPeerConnection) -> Iterator[Connection]:
