@@ -33,7 +33,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from tests.fixtures.whip_client import WhipCaller
 
-from agent_studio.media.embedded.webrtc.audio import InlineDecoding
+from agent_studio.media.embedded.webrtc.audio import InlineDecoding, SourceTrack
 
 RATE = 48000
 FRAME_SAMPLES = 960
@@ -80,6 +80,23 @@ class Voice:
         return chunk.ljust(samples * 2, b"\0")
 
 
+_ENCODED: dict[bytes, bytes] = {}  # a frame of the sentence -> its Opus packet
+
+
+class ReplayTrack(SourceTrack):
+    """The caller's voice, its sentence encoded once for every caller and turn (as a load
+    generator replays a recording): the callers share the machine's cores with the server, so
+    they should not spend them encoding the same sentence again and again."""
+
+    def _encode(self, pcm: bytes) -> bytes:
+        if pcm == self._silent:
+            return super()._encode(pcm)
+        packet = _ENCODED.get(pcm)
+        if packet is None:
+            packet = _ENCODED[pcm] = super()._encode(pcm)
+        return packet
+
+
 class Caller(WhipCaller):
     """A WhipCaller that keeps (arrival, RTP timestamp, loud?, wire arrival) per received frame.
 
@@ -88,6 +105,8 @@ class Caller(WhipCaller):
     datagram). The second leaves out how late this process itself is: the callers share the
     machine's two cores with the server.
     """
+
+    track_type = ReplayTrack
 
     def __init__(self, voice: Voice, frame_ms: int) -> None:
         super().__init__(voice, frame_ms=frame_ms)  # type: ignore[arg-type]  # any AudioSource

@@ -69,6 +69,9 @@ async def test_a_spoken_question_gets_a_spoken_answer(
         request = await fake_llm.wait_for_request(0, timeout=15)
         assert "weather" in (request.last_user_text or "").lower()
         await until(lambda: len(first_frames) == 2)
+        # Heard to the end: a reply cut by the hang-up would be recorded as far as it was heard.
+        await until(lambda: audio_out.queued_duration == 0)
+        await asyncio.sleep(0.3)
         assert await runner.end(EndReason.USER_HANGUP) is EndReason.USER_HANGUP
     finally:
         await transport.aclose()
@@ -123,6 +126,8 @@ async def test_openai_compatible_speech_servers_hear_and_speak(
         request = await fake_llm.wait_for_request(0, timeout=15)
         assert request.last_user_text == "What is the weather like today?"
         await until(lambda: len(first_frames) == 2)
+        await until(lambda: audio_out.queued_duration == 0)  # heard to the end
+        await asyncio.sleep(0.3)
         assert await runner.end(EndReason.USER_HANGUP) is EndReason.USER_HANGUP
     finally:
         await transport.aclose()
@@ -141,3 +146,39 @@ async def test_openai_compatible_speech_servers_hear_and_speak(
         ("user", "What is the weather like today?"),
         ("assistant", "It is sunny today."),
     ]
+
+
+async def test_an_interrupted_reply_is_recorded_as_far_as_the_caller_heard_it(
+    client: httpx.AsyncClient, fake_llm: FakeOpenAI, deps: RuntimeDeps, tmp_path: Path
+) -> None:
+    call_id = await single_agent_call(client, fake_llm, greeting="Hello!")
+    runner, transport, audio_out, first_frames = voice_runner(call_id, deps)
+    played: list[object] = []
+    audio_out.on("playback_finished", played.append)
+    long_reply = " ".join(f"Point number {n}, about the weather this morning." for n in range(8))
+    transport.start()
+    try:
+        await runner.start()
+        await until(lambda: len(first_frames) == 1 and audio_out.queued_duration == 0)
+
+        fake_llm.reply(long_reply)
+        fake_llm.reply("Sorry, go ahead.")
+        transport.say(caller_speech(tmp_path, "What is the weather like today?"))
+        await until(lambda: len(first_frames) == 2, timeout=15)
+        await asyncio.sleep(2.0)  # a few words of the reply (about 25 s of it) are heard
+        transport.say(caller_speech(tmp_path, "Wait a moment please."))
+        await until(lambda: len(played) >= 2, timeout=15)
+        await fake_llm.wait_for_request(1, timeout=15)
+        assert await runner.end(EndReason.USER_HANGUP) is EndReason.USER_HANGUP
+    finally:
+        await transport.aclose()
+        await runner.aclose()
+
+    cut = played[1]
+    assert cut.interrupted is True  # type: ignore[attr-defined]
+    entries = await transcript(client, call_id)
+    replies = [e["content"] for e in entries if e["role"] == "assistant"]
+    said = next(r for r in replies if r.startswith("Point number 0"))
+    # What the caller heard: the first words of the reply, not the whole of it.
+    assert long_reply.startswith(said.rstrip(". "))
+    assert 2 <= len(said.split()) < len(long_reply.split()) // 2

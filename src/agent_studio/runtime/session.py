@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from livekit.agents import AgentSession
 from livekit.agents.voice import SpeechHandle
+from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from agent_studio.calls.states import EndReason
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
@@ -30,6 +31,7 @@ from agent_studio.runtime.voice_session import (
     load_voice_models,
     new_agent_session,
     say_goodbye,
+    synchronized_output,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class CallRunner:
         self._on_end = on_end
         self.spec: CallSpec | None = None
         self.session: AgentSession[Any] | None = None
+        self._synchronizer: TranscriptSynchronizer | None = None
         self._entry: StudioAgent | None = None
         self._greeting: SpeechHandle | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -131,7 +134,7 @@ class CallRunner:
         if audio_input is not None:
             session.input.audio = audio_input
         if audio_output is not None:
-            session.output.audio = audio_output
+            self._synchronizer = synchronized_output(session, audio_output)
         extra = {"room": room} if room is not None else {}
         if room is not None and self._room_options is not None:
             extra["room_options"] = self._room_options
@@ -275,6 +278,8 @@ class CallRunner:
             if self.session is not None:
                 await close_session(self.session, self.options.close_timeout)
                 self._recorder.detach(self.session)
+            if self._synchronizer is not None:
+                await self._synchronizer.aclose()
             if self._on_end is not None:
                 try:
                     await self._on_end(reason)

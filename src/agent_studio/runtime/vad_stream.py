@@ -30,32 +30,41 @@ from livekit.plugins.silero import vad as silero_vad
 log = logging.getLogger(__name__)
 
 _INT16_MAX = int(np.iinfo(np.int16).max)
-_EMPTY = np.zeros(0, dtype=np.int16)
 
 
 class _Pending:
-    """Samples received and not yet consumed by a window: one int16 buffer and a read offset."""
+    """Samples received and not yet consumed by a window: one int16 buffer, reused (what is
+    left moves to its start when a frame would not fit after it)."""
 
-    __slots__ = ("data", "start")
+    __slots__ = ("data", "end", "start")
 
     def __init__(self) -> None:
-        self.data = _EMPTY
-        self.start = 0
+        self.data = np.empty(4096, dtype=np.int16)
+        self.start = self.end = 0
 
     def __len__(self) -> int:
-        return len(self.data) - self.start
+        return self.end - self.start
 
     def add(self, samples: np.ndarray) -> None:
-        if self.start >= len(self.data):
-            self.data, self.start = samples, 0
-        else:
-            self.data, self.start = np.concatenate((self.data[self.start :], samples)), 0
+        count = len(samples)
+        if self.end + count > len(self.data):
+            left = self.end - self.start
+            if left + count > len(self.data):
+                grown = np.empty(2 * (left + count), dtype=np.int16)
+                grown[:left] = self.data[self.start : self.end]
+                self.data = grown
+            else:
+                self.data[:left] = self.data[self.start : self.end]
+            self.start, self.end = 0, left
+        self.data[self.end : self.end + count] = samples
+        self.end += count
 
     def view(self) -> np.ndarray:
-        return self.data[self.start :]
+        """What is pending (valid until the next `add`)."""
+        return self.data[self.start : self.end]
 
     def consume(self, count: int) -> None:
-        self.start = min(self.start + count, len(self.data))
+        self.start = min(self.start + count, self.end)
 
 
 def _samples(frame: rtc.AudioFrame) -> np.ndarray:
@@ -173,7 +182,7 @@ class LeanSileroStream(silero_vad.VADStream):
                 inference.add(samples)
             else:
                 for out in resampler.push(frame):
-                    inference.add(_samples(out).copy())  # the resampler's buffer is reused
+                    inference.add(_samples(out))
 
             ratio = self._input_sample_rate / model.sample_rate
             while len(inference) >= window:

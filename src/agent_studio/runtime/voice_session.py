@@ -19,6 +19,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 # livekit registers a plugin when its module is first imported, and only on the main thread;
 # importing here (at start-up, on the main thread) lets the models load in a worker thread.
@@ -122,6 +123,17 @@ def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
         },
         "interruption": {"enabled": True},
     }
+
+
+def synchronized_output(session: AgentSession[Any], audio: Any) -> TranscriptSynchronizer:
+    """Give `session` the transport's `audio` output through livekit's transcript
+    synchronizer: the reply's text is paced by the audio actually played, so an interrupted
+    reply is recorded as far as the caller heard it, not as the model wrote it. (livekit's room
+    output does the same for LiveKit calls.) Close it after the session."""
+    synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio, next_in_chain_text=None)
+    session.output.audio = synchronizer.audio_output
+    session.output.transcription = synchronizer.text_output
+    return synchronizer
 
 
 def new_agent_session(*, voice: bool, vad: Any, options: RuntimeOptions) -> AgentSession[Any]:
