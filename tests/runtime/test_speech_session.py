@@ -13,11 +13,11 @@ from livekit.agents import Agent, AgentSession
 from livekit.agents.llm import ChatMessage
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserInputTranscribedEvent
 from livekit.agents.voice.io import PlaybackFinishedEvent
-from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 from livekit.plugins import openai, silero
 
 from agent_studio.runtime.audio import LoopbackTransport, TransportAudioInput, TransportAudioOutput
 from agent_studio.runtime.speech import LocalTTS, LocalWhisperSTT
+from agent_studio.runtime.voice_session import attach_output
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.speech import rms, samples, utterance_pcm
 
@@ -74,12 +74,10 @@ async def call(request: pytest.FixtureRequest, fake_llm: FakeOpenAI) -> AsyncIte
     )
     audio_in = TransportAudioInput()
     audio_out = TransportAudioOutput(sample_rate=rate)
-    # As the embedded transports attach it: the synchronizer trims an interrupted reply's text to
-    # what the transport actually played.
-    synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio_out, next_in_chain_text=None)
+    # As the call runtime attaches it: an interrupted reply's text is trimmed to what the
+    # transport actually played.
     session.input.audio = audio_in
-    session.output.audio = synchronizer.audio_output
-    session.output.transcription = synchronizer.text_output
+    attach_output(session, audio_out)
     # Four times real time: the session's timers run on the wall clock, the audio on its own.
     call = Call(session, LoopbackTransport(audio_in, audio_out, sample_rate=rate, speed=4.0))
     audio_out.on_first_frame = call.first_audio.append
@@ -99,7 +97,6 @@ async def call(request: pytest.FixtureRequest, fake_llm: FakeOpenAI) -> AsyncIte
         await call.transport.aclose()
         audio_in.close()
         await session.aclose()
-        await synchronizer.aclose()
         await llm.aclose()
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents.voice import io
 
+from agent_studio.runtime.heard_text import ReplyText, heard_part
 from agent_studio.runtime.speech.pcm import Pcm, PcmInput, Resampler, as_samples, convert_channels
 
 _RESAMPLER_SLACK_MS = 3
@@ -132,8 +133,10 @@ class _Segment:
 
     pcm: bytearray = field(default_factory=bytearray)
     read: int = 0  # bytes already pulled
+    captured: int = 0  # bytes captured, pulled or not (what was dropped at an interruption too)
     flushed: bool = False
     interrupted: bool = False
+    complete: bool = False  # all of its audio was captured before the interruption
     started: bool = False
 
 
@@ -147,6 +150,9 @@ class TransportAudioOutput(io.AudioOutput):
     with `interrupted=True` and the position the transport had reached. The transport owns the
     clock: `read_frame` never blocks and returns silence when nothing is queued. Use it from the
     session's event loop thread.
+
+    With `transcript` set (the session's transcription output), an interrupted segment reports
+    the part of its reply's text that was heard (`heard_text`), which livekit records.
     """
 
     def __init__(
@@ -168,6 +174,7 @@ class TransportAudioOutput(io.AudioOutput):
         self._paused = False
         self._resampler: Resampler | None = None
         self._bytes_per_second = sample_rate * num_channels * 2
+        self.transcript: ReplyText | None = None
 
     @property
     def queued_duration(self) -> float:
@@ -183,7 +190,9 @@ class TransportAudioOutput(io.AudioOutput):
         if segment.interrupted:
             return
         samples = convert_channels(as_samples(frame.data), frame.num_channels, 1)
-        segment.pcm += self._to_output(samples, frame.sample_rate).tobytes()
+        pcm = self._to_output(samples, frame.sample_rate).tobytes()
+        segment.pcm += pcm
+        segment.captured += len(pcm)
 
     def _to_output(self, mono: Pcm, rate: int) -> Pcm:
         assert self.sample_rate is not None
@@ -201,7 +210,9 @@ class TransportAudioOutput(io.AudioOutput):
         if self._resampler is not None:
             tail = self._resampler.flush()
             if not segment.interrupted:
-                segment.pcm += convert_channels(tail, 1, self.num_channels).tobytes()
+                pcm = convert_channels(tail, 1, self.num_channels).tobytes()
+                segment.pcm += pcm
+                segment.captured += len(pcm)
             self._resampler = None
         segment.flushed = True
         if segment.interrupted or segment.read == len(segment.pcm):
@@ -211,6 +222,7 @@ class TransportAudioOutput(io.AudioOutput):
         """Interruption: drop everything not yet pulled and end the segments now."""
         self._resampler = None
         for segment in list(self._segments):
+            segment.complete = segment.flushed
             segment.interrupted = True
             del segment.pcm[segment.read :]
             if segment.flushed:
@@ -264,8 +276,18 @@ class TransportAudioOutput(io.AudioOutput):
     def _finish(self, segment: _Segment, *, interrupted: bool) -> None:
         if segment in self._segments:
             self._segments.remove(segment)
+        heard = None
+        if self.transcript is not None:
+            text = self.transcript.take()  # one reply's text per segment, heard or not
+            if interrupted:
+                rate = self._bytes_per_second
+                heard = heard_part(
+                    text, segment.read / rate, segment.captured / rate, segment.complete
+                )
         self.on_playback_finished(
-            playback_position=segment.read / self._bytes_per_second, interrupted=interrupted
+            playback_position=segment.read / self._bytes_per_second,
+            interrupted=interrupted,
+            synchronized_transcript=heard,
         )
 
 

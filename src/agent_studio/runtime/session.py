@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 from livekit.agents import AgentSession
 from livekit.agents.voice import SpeechHandle
-from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from agent_studio.calls.states import EndReason
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
@@ -26,12 +25,12 @@ from agent_studio.runtime.spec import CallSpec, CallSpecError
 from agent_studio.runtime.supervision import TIMEOUT_TEXT, CallClock, close_outcome, error_text
 from agent_studio.runtime.tools import ToolHost
 from agent_studio.runtime.voice_session import (
+    attach_output,
     call_vad,
     close_session,
     load_voice_models,
     new_agent_session,
     say_goodbye,
-    synchronized_output,
 )
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,6 @@ class CallRunner:
         self._on_end = on_end
         self.spec: CallSpec | None = None
         self.session: AgentSession[Any] | None = None
-        self._synchronizer: TranscriptSynchronizer | None = None
         self._entry: StudioAgent | None = None
         self._greeting: SpeechHandle | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -134,7 +132,7 @@ class CallRunner:
         if audio_input is not None:
             session.input.audio = audio_input
         if audio_output is not None:
-            self._synchronizer = synchronized_output(session, audio_output)
+            attach_output(session, audio_output)
         extra = {"room": room} if room is not None else {}
         if room is not None and self._room_options is not None:
             extra["room_options"] = self._room_options
@@ -278,8 +276,6 @@ class CallRunner:
             if self.session is not None:
                 await close_session(self.session, self.options.close_timeout)
                 self._recorder.detach(self.session)
-            if self._synchronizer is not None:
-                await self._synchronizer.aclose()
             if self._on_end is not None:
                 try:
                     await self._on_end(reason)

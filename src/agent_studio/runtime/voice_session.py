@@ -19,7 +19,6 @@ from typing import Any
 
 from livekit.agents import AgentSession, APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 # livekit registers a plugin when its module is first imported, and only on the main thread;
 # importing here (at start-up, on the main thread) lets the models load in a worker thread.
@@ -27,6 +26,8 @@ from livekit.plugins import silero
 from livekit.plugins.silero.onnx_model import OnnxModel
 
 from agent_studio.core.memory import freeze_long_lived
+from agent_studio.runtime.audio import TransportAudioOutput
+from agent_studio.runtime.heard_text import ReplyText
 from agent_studio.runtime.options import RuntimeOptions
 from agent_studio.runtime.vad_batch import batch_inference
 from agent_studio.runtime.vad_stream import LeanSileroStream
@@ -125,15 +126,15 @@ def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
     }
 
 
-def synchronized_output(session: AgentSession[Any], audio: Any) -> TranscriptSynchronizer:
-    """Give `session` the transport's `audio` output through livekit's transcript
-    synchronizer: the reply's text is paced by the audio actually played, so an interrupted
-    reply is recorded as far as the caller heard it, not as the model wrote it. (livekit's room
-    output does the same for LiveKit calls.) Close it after the session."""
-    synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio, next_in_chain_text=None)
-    session.output.audio = synchronizer.audio_output
-    session.output.transcription = synchronizer.text_output
-    return synchronizer
+def attach_output(session: AgentSession[Any], audio: Any) -> None:
+    """Give `session` the transport's `audio` output, and the reply text it reports an
+    interrupted reply's heard part from (`heard_text`): the transcript then records what the
+    caller heard, not what the model wrote. (livekit's room output does the same for LiveKit
+    calls, with its transcript synchronizer.)"""
+    session.output.audio = audio
+    if isinstance(audio, TransportAudioOutput):
+        audio.transcript = ReplyText()
+        session.output.transcription = audio.transcript
 
 
 def new_agent_session(*, voice: bool, vad: Any, options: RuntimeOptions) -> AgentSession[Any]:
