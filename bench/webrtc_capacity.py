@@ -22,8 +22,10 @@ Per step (N concurrent calls), printed:
     (each join: DTLS, a new session; loop view);
   - reply latency: end of the caller's sentence -> first non-silent reply frame, median / p95
     (this includes VAD silence, end-of-turn detection, the STT, the LLM delay and espeak-ng);
+  - the server's own figures per turn, read back through the REST API at the end (median over
+    the calls of each call's p50: end-of-utterance delay, STT, LLM, TTS, end to end);
   - server CPU (% of one core, /proc/<pid>/stat) and RSS per call (VmRSS peak minus before),
-    and the callers' process's CPU.
+    and the callers' process's CPU (they replay their sentence's Opus packets, encoded once).
 A step holds when late frames < 1 %, no reply went missing, and the reply p95 is within
 100 ms of the single-call p95. Stepping stops at the first step that does not hold or when
 the time budget runs out. The capacity printed is the largest N that held.

@@ -19,7 +19,7 @@ from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.auth import require_api_key
 from agent_studio.core.error_handlers import install_error_handlers
-from agent_studio.core.memory import freeze_long_lived
+from agent_studio.core.memory import freeze_long_lived, freeze_new_modules
 from agent_studio.core.migrate import upgrade_to_head
 from agent_studio.demo import seed_demo
 from agent_studio.media.embedded.webrtc import webrtc_router
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         await context.start()
         if freeze_after_start:
             freeze_long_lived(collect=True)
+            context.host.on_idle = freeze_new_modules
         sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
         try:
             yield

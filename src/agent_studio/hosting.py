@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,8 @@ from agent_studio.runtime import (
 
 log = logging.getLogger(__name__)
 
+IDLE_DELAY = 1.0  # seconds after the last call ended before `on_idle` runs
+
 
 class CallHost:
     def __init__(
@@ -48,6 +51,8 @@ class CallHost:
         self._http: aiohttp.ClientSession | None = None
         self._deps: RuntimeDeps | None = None
         self._runners: dict[uuid.UUID, tuple[CallRunner, asyncio.Task[Any]]] = {}
+        self.on_idle: Callable[[], object] | None = None
+        """Run when the last live call has ended (a second later, if none has started since)."""
 
     def deps(self) -> RuntimeDeps:
         if self._deps is None:
@@ -90,8 +95,21 @@ class CallHost:
         await runner.start()
         task = asyncio.create_task(runner.wait(), name=f"call-{call_id}")
         self._runners[call_id] = (runner, task)
-        task.add_done_callback(lambda _: self._runners.pop(call_id, None))
+        task.add_done_callback(lambda _: self._ended(call_id))
         return runner
+
+    def _ended(self, call_id: uuid.UUID) -> None:
+        self._runners.pop(call_id, None)
+        if not self._runners and self.on_idle is not None:
+            # A second for the call's transport to finish closing.
+            asyncio.get_running_loop().call_later(IDLE_DELAY, self._idle)
+
+    def _idle(self) -> None:
+        if not self._runners and self.on_idle is not None:
+            try:
+                self.on_idle()
+            except Exception:
+                log.exception("the call host's idle hook failed")
 
     async def aclose(self) -> None:
         runners = [runner for runner, _ in self._runners.values()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -89,11 +90,15 @@ async def spoken_caller() -> AsyncIterator[tuple[WhipCaller, Voice]]:
 
 
 async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
+    app: Any,
     live_client: httpx.AsyncClient,
     fake_llm: FakeOpenAI,
     spoken_caller: tuple[WhipCaller, Voice],
 ) -> None:
     caller, voice = spoken_caller
+    # What `agent-studio serve` hooks there: a new freeze once no call is live (core/memory.py).
+    idle: list[int] = []
+    app.state.context.host.on_idle = lambda: idle.append(len(app.state.context.host))
     llm = {"provider": "openai-compatible", "base_url": fake_llm.base_url, "model": "fake"}
     await create_agent(
         live_client, "greeter-agent", greeting=GREETING, instructions="Greet warmly.", llm=llm
@@ -145,3 +150,5 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     assert metrics["turns"] >= 1 and metrics["total_tokens"] > 0
     assert metrics["llm_latency_ms"] is not None and metrics["tts_latency_ms"] is not None
     assert metrics["stt_latency_ms"] is not None
+    await wait_until(lambda: bool(idle), timeout=5)
+    assert idle == [0]  # once, with no call left
