@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         await context.start()
         if freeze_after_start:
             freeze_long_lived(collect=True)
-            context.host.on_idle = freeze_new_modules
+            # Once no call is live, what calls imported is frozen too (core/memory.py).
+            context.host.on_idle = lambda: context.idle() and freeze_new_modules()
         sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
         try:
             yield

@@ -91,6 +91,15 @@ class AppContext:
         )
         session.attach(end_call=runner.end)
 
+    def idle(self) -> bool:
+        """No call is live in this process: none running, joining or ringing."""
+        ua = self.telephony.ua if self.telephony is not None else None
+        return (
+            len(self.host) == 0
+            and (self.webrtc is None or len(self.webrtc) == 0)
+            and (ua is None or ua.active_calls == 0)
+        )
+
     async def route_inbound(self, caller: str, called: str) -> uuid.UUID | int:
         from agent_studio.calls.service import call_service
 

@@ -11,8 +11,8 @@ What the first calls import after start-up (a provider's plugin: the OpenAI SDK 
 800 modules and 80 000 objects) would be walked by every full collection too: measured with the
 capacity bench, those then paused the loop for 80 to 130 ms even at one call. So the server
 freezes again when it next has no live call and modules were imported since the last freeze
-(`freeze_new_modules`, from the call host): with no call alive, what is left after a full
-collection is the process's own.
+(`freeze_new_modules`, when the call host's last call has ended and no other is joining or
+ringing): with no call alive, what is left after a full collection is the process's own.
 """
 
 from __future__ import annotations

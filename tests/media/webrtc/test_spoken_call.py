@@ -114,6 +114,7 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     call_id = call["call_id"]
 
     await caller.join(live_client, call["url"], call["token"])
+    assert not app.state.context.idle()  # joining
     await wait_for(live_client, call_id, "active")
 
     # The greeting, out loud: recorded once played, then quiet; Whisper hears its words.
@@ -152,3 +153,4 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     assert metrics["stt_latency_ms"] is not None
     await wait_until(lambda: bool(idle), timeout=5)
     assert idle == [0]  # once, with no call left
+    assert app.state.context.idle()
