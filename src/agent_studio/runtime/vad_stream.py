@@ -135,7 +135,7 @@ class LeanSileroStream(silero_vad.VADStream):
         current_sample = 0
         timestamp = 0.0
         speech_threshold = silence_threshold = 0.0
-        inputs, inference = _Pending(), _Pending()
+        inputs, resampled = _Pending(), _Pending()
         resampler = self._new_resampler()
         copy_fraction = 0.0
         extra_inference_time = 0.0
@@ -176,13 +176,12 @@ class LeanSileroStream(silero_vad.VADStream):
             buffer = self._speech_buffer
             assert buffer is not None
 
-            samples = _samples(frame)
-            inputs.add(samples)
-            if resampler is None:
-                inference.add(samples)
-            else:
+            inputs.add(_samples(frame))
+            # At the model's rate the input is what is inferred: one buffer serves both.
+            inference = inputs if resampler is None else resampled
+            if resampler is not None:
                 for out in resampler.push(frame):
-                    inference.add(_samples(out))
+                    resampled.add(_samples(out))
 
             ratio = self._input_sample_rate / model.sample_rate
             while len(inference) >= window:
@@ -272,7 +271,9 @@ class LeanSileroStream(silero_vad.VADStream):
                         speech_duration = 0.0
                         self._reset_write_cursor()
 
-                # silero keeps what follows the window (all pending audio was joined into one)
+                # silero keeps what follows the window (all pending audio was joined into one);
+                # without resampling, `to_copy_int` is the window and the buffer is the same
                 inputs.consume(to_copy_int)
-                inference.consume(window)
+                if inference is not inputs:
+                    inference.consume(window)
         return False
