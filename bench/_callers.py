@@ -34,6 +34,7 @@ from aiortc import MediaStreamTrack
 from tests.fixtures.whip_client import WhipCaller
 
 from agent_studio.media.embedded.webrtc.audio import InlineDecoding, SourceTrack
+from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver
 
 RATE = 48000
 FRAME_SAMPLES = 960
@@ -113,13 +114,8 @@ class Caller(WhipCaller):
         self.frames: list[tuple[float, int, bool, float]] = []
         self.wire: dict[int, float] = {}  # RTP timestamp -> kernel arrival (CLOCK_REALTIME)
         self.origin: int | None = None  # the first RTP timestamp received (aiortc's origin)
-
-    async def make_offer(self) -> str:
-        offer = await super().make_offer()
-        for transceiver in self.pc.getTransceivers():
-            for protocol in transceiver.receiver.transport.transport._connection._protocols:
-                self._stamp(protocol)
-        return offer
+        self._receiver: Any = None
+        self._decoding: InlineDecoding | None = None
 
     def _stamp(self, protocol: Any) -> None:
         received = protocol.datagram_received
@@ -149,10 +145,23 @@ class Caller(WhipCaller):
         # Decode as the server does (on the loop, 16 kHz): the callers' process shares the
         # machine's two cores with the server, so it should cost no more than it must.
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        if InlineDecoding.install(receiver, self._on_audio, lambda: 16000) is None:
+        self._receiver = receiver
+        self._decoding = InlineDecoding.install(receiver, self._on_audio, lambda: 16000)
+        if self._decoding is None:
             super()._on_track(track)  # aiortc's own decoding, 48 kHz
 
     def _on_audio(self, pcm: bytes, sample_rate: int, timestamp: int) -> None:
+        if not self.frames:
+            # The sockets are there now: RTP is taken where they hand it over (as the server
+            # does), and each datagram's kernel arrival is read before that.
+            if self._decoding is not None:
+                LeanReceiver.install(self._receiver, self._decoding)
+            # aiortc counts timestamps from the first packet's (its timestamp mapper's origin)
+            mapper = getattr(self._receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+            self.origin = getattr(mapper, "_origin", None)
+            for transceiver in self.pc.getTransceivers():
+                for protocol in transceiver.receiver.transport.transport._connection._protocols:
+                    self._stamp(protocol)
         samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
         loud = float(np.sqrt(np.mean(samples * samples))) > LOUD_RMS
         # aiortc hands frames over with timestamps counted from the first packet's

@@ -111,32 +111,49 @@ class SourceTrack(MediaStreamTrack):
         self._timestamp = 0
         self._encoder: OpusEncoder | None = None
         self._tail = 0
+        self._stopped = asyncio.Event()
+        self.takeover: Callable[[], bool] | None = None
+        """Called when aiortc's sender asks for the first packet; True when another sender
+        (`lean_rtp.LeanSender`) has taken the track over, so aiortc's must not send."""
 
     async def recv(self) -> Packet:  # type: ignore[type-arg]  # aiortc sends Packets as they are
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
         if self._start is None:
+            if self.takeover is not None and self.takeover():
+                # Sent by the process's send clock from now on (`lean_rtp.SendClock`):
+                # aiortc's sender waits here until the call ends.
+                await self._stopped.wait()
+                raise MediaStreamError
             self._start = loop.time()
         else:
             self._timestamp += self.samples
             delay = self._start + self._timestamp / SAMPLE_RATE - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+        packet = Packet(self.next_payload())
+        packet.pts = self._timestamp
+        packet.time_base = _TIME_BASE
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
+
+    def next_payload(self) -> bytes:
+        """The Opus packet of the next `samples` of the source (whoever keeps the time)."""
         size = self.samples * 2
         try:
             pcm = self.source.read_frame(self.samples)
         except Exception:
-            # An exception here would silently stop aiortc's sender for the rest of the call.
+            # An exception here would silently stop the call's audio for the rest of the call.
             log.exception("the audio source of a WebRTC call failed; sending silence")
             self.source = Silence()
             pcm = self._silent
         if len(pcm) != size:
             pcm = pcm[:size].ljust(size, b"\0")
-        packet = Packet(self._encode(pcm))
-        packet.pts = self._timestamp
-        packet.time_base = _TIME_BASE
-        return packet
+        return self._encode(pcm)
 
     def _encode(self, pcm: bytes) -> bytes:
         if pcm == self._silent:

@@ -40,6 +40,7 @@ from agent_studio.media.embedded.webrtc.audio import (
     discard,
 )
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
+from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver, LeanSender
 from agent_studio.media.embedded.webrtc.opus import RATES
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class WebRTCOptions:
     """Audio per packet we send, and ask the caller to send (`a=ptime` in the answer)."""
     jitter_packets: int = 2
     """Caller packets held back to reorder late ones (aiortc's own default: 4)."""
+    lean_rtp: bool = True
+    """RTP both ways by `lean_rtp` once connected, rather than aiortc's per-packet path."""
 
 
 class BadOffer(Exception):
@@ -125,6 +128,8 @@ class WebRTCSession:
         self.sink: AudioSink = discard
         self.sink_rate = SAMPLE_RATE
         self.inline_decoding: InlineDecoding | None = None
+        self.lean_receiver: LeanReceiver | None = None
+        self._receiver: Any = None
         self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms)
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
@@ -174,6 +179,8 @@ class WebRTCSession:
         _check_offer(offer)
         pc, ice = self.pc, self._options.ice
         transceiver = pc.addTransceiver(self.outgoing, direction="sendrecv")
+        if self._options.lean_rtp:
+            self.outgoing.takeover = lambda: LeanSender.install(self.outgoing, transceiver)
         opus = [
             codec
             for codec in RTCRtpSender.getCapabilities("audio").codecs
@@ -278,6 +285,7 @@ class WebRTCSession:
         receiver = next(
             (t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None
         )
+        self._receiver = receiver
         if receiver is not None:
             self.inline_decoding = InlineDecoding.install(
                 receiver, self._on_pcm, lambda: self.sink_rate, self._options.jitter_packets
@@ -294,6 +302,9 @@ class WebRTCSession:
         if not self._heard and not self._ending:
             self._heard = True
             self._spawn(self._activate(), "webrtc-activate")
+            if self._options.lean_rtp and self.inline_decoding is not None:
+                # The caller's sockets exist now (gathered after the track was announced).
+                self.lean_receiver = LeanReceiver.install(self._receiver, self.inline_decoding)
         try:
             self.sink(pcm, sample_rate, 1)
         except Exception:

@@ -1,0 +1,189 @@
+"""lean_rtp: a call's RTP both ways off aiortc's per-packet path, and what it must keep true."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pylibsrtp
+import pytest
+from aiortc import RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpreceiver import TimestampMapper
+from aiortc.rtp import RtpPacket
+
+from agent_studio.media.embedded.webrtc import WebRTCCalls
+from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver, SendClock
+from tests.fixtures.whip_client import ToneSource, WhipCaller, dominant_frequency, rms
+from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
+from tests.media.webrtc.conftest import AGENT_TONE_HZ, CALLER_TONE_HZ, AgentAudio
+
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+
+
+async def _stats(report: Any, kind: str) -> list[Any]:
+    return [s for s in (await report).values() if s.type == kind]
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiortc"])
+async def test_a_call_s_audio_flows_both_ways_either_path(
+    live_client: httpx.AsyncClient, webrtc: WebRTCCalls, agent_audio: AgentAudio, lean: bool
+) -> None:
+    """With lean_rtp (the default) the server's packets leave from the loop's send clock and the
+    caller's are taken at the socket; without it aiortc carries both. Either way each side
+    hears the other's tone, and RTCP reports flow both ways from the same counters."""
+    webrtc.options = dataclasses.replace(webrtc.options, lean_rtp=lean)
+    caller = WhipCaller(ToneSource(CALLER_TONE_HZ), lean_rtp=lean)
+    clock = SendClock.of(asyncio.get_running_loop())
+    try:
+        call = await new_call(live_client)
+        call_id = uuid.UUID(call["call_id"])
+        await caller.join(live_client, call["url"], call["token"])
+        await wait_for(live_client, call["call_id"], "active")
+        agent_heard = agent_audio.heard[call_id]
+        await wait_until(lambda: agent_heard.seconds() >= 1.5 and caller.heard.seconds() >= 1.5)
+
+        session = webrtc.get(call_id)
+        assert session is not None
+        if lean:
+            assert session.lean_receiver is not None and session.lean_receiver.packets > 40
+            assert clock.streams == 2  # the server's stream and the caller's (one loop here)
+        else:
+            assert session.lean_receiver is None
+            assert clock.streams == 0
+
+        tail = agent_heard.samples()[-24000:]
+        assert rms(tail) > 1000 and abs(dominant_frequency(tail) - CALLER_TONE_HZ) < 10
+        heard = caller.heard.samples()[-24000:]
+        assert rms(heard) > 1000 and abs(dominant_frequency(heard) - AGENT_TONE_HZ) < 10
+
+        # The server's receiver reports what it received (RTCP RR, from the statistics the
+        # lean path keeps), and its sender what it sent (RTCP SR, from the sender's counters).
+        sender, receiver = (
+            caller.pc.getTransceivers()[0].sender,
+            caller.pc.getTransceivers()[0].receiver,
+        )
+
+        async def reported() -> bool:
+            got = await _stats(sender.getStats(), "remote-inbound-rtp")
+            sent = await _stats(receiver.getStats(), "remote-outbound-rtp")
+            return bool(got and got[0].packetsReceived > 0 and sent and sent[0].packetsSent > 0)
+
+        deadline = asyncio.get_running_loop().time() + 5
+        while not await reported():
+            assert asyncio.get_running_loop().time() < deadline, "no RTCP reports"
+            await asyncio.sleep(0.1)
+        received = (await _stats(sender.getStats(), "remote-inbound-rtp"))[0]
+        assert received.packetsLost == 0
+        outbound = await _stats(session.pc.getTransceivers()[0].sender.getStats(), "outbound-rtp")
+        inbound = await _stats(receiver.getStats(), "inbound-rtp")
+        assert outbound[0].packetsSent >= inbound[0].packetsReceived > 50
+
+        assert (await caller.hang_up(live_client)).status_code == 200
+        ended = await status_of(live_client, call["call_id"])
+        assert (ended["status"], ended["end_reason"]) == ("completed", "user_hangup")
+        await wait_until(lambda: caller.pc.connectionState == "closed", timeout=5)
+    finally:
+        await caller.close()
+    # The clock drops ended streams, and stops when it has none.
+    await wait_until(lambda: clock.streams == 0, timeout=2)
+
+
+# LeanReceiver.take on its own: real SRTP sessions, aiortc's jitter buffer and statistics.
+
+
+class _Decoding:
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, bytes]] = []
+
+    def put(self, item: Any) -> None:
+        codec, frame = item
+        assert codec is OPUS
+        self.frames.append((frame.timestamp, frame.data))
+
+
+def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
+    key = bytes(range(30))
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    return tx, rx
+
+
+def _lean(rx: pylibsrtp.Session | None) -> tuple[LeanReceiver, _Decoding, SimpleNamespace]:
+    dtls = SimpleNamespace(
+        _rx_srtp=rx, _RTCDtlsTransport__rx_packets=0, _RTCDtlsTransport__rx_bytes=0
+    )
+    receiver: Any = SimpleNamespace(transport=dtls, _enabled=True)
+    decoding = _Decoding()
+    lean = LeanReceiver(
+        receiver,
+        decoding,  # type: ignore[arg-type]
+        SimpleNamespace(_nominated={}),  # type: ignore[arg-type]
+        JitterBuffer(capacity=16, prefetch=2),
+        {},
+        {OPUS.payloadType: OPUS},
+        TimestampMapper(),
+    )
+    return lean, decoding, dtls
+
+
+def _packet(seq: int, payload: bytes, **fields: Any) -> RtpPacket:
+    packet = RtpPacket(
+        payload_type=fields.pop("payload_type", 111),
+        sequence_number=seq,
+        timestamp=1_000_000 + 960 * seq,
+        ssrc=1234,
+        payload=payload,
+    )
+    for name, value in fields.items():
+        setattr(packet, name, value)
+    return packet
+
+
+def test_the_lean_receiver_parses_reorders_and_counts_as_aiortc_does() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, dtls = _lean(rx)
+    packets = [_packet(seq, f"opus-{seq}".encode()) for seq in range(6)]
+    packets[1].csrc = [7, 8]  # contributing sources, header extensions, padding: skipped
+    packets[2].extensions.mid = "0"
+    packets[3].padding_size = 5
+    order = [0, 2, 1, 3, 5, 4, 6]  # two pairs swapped on the way
+    packets.append(_packet(6, b"opus-6"))
+    # What aiortc's receiver hands its decoder for the same packets in the same order.
+    jitter, mapper, expected = JitterBuffer(capacity=16, prefetch=2), TimestampMapper(), []
+    for index in order:
+        parsed = RtpPacket.parse(packets[index].serialize())
+        parsed._data = parsed.payload  # type: ignore[attr-defined]  # aiortc's Opus depayload
+        frame = jitter.add(parsed)[1]
+        if frame is not None:
+            expected.append((mapper.map(frame.timestamp), frame.data))
+    for index in order:
+        assert lean.take(tx.protect(packets[index].serialize()))
+
+    assert decoding.frames == expected
+    # in order, timestamps counted from the first; the last ones still held back
+    assert [data for _, data in expected] == [f"opus-{seq}".encode() for seq in range(4)]
+    assert [timestamp for timestamp, _ in expected] == [960 * seq for seq in range(4)]
+    assert lean.packets == 7 and dtls._RTCDtlsTransport__rx_packets == 7
+    stats = lean._streams[1234]
+    assert stats.packets_received == 7 and stats.max_seq == 6 and stats.packets_lost == 0
+
+
+def test_the_lean_receiver_leaves_what_it_should_not_take() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx)
+    # another payload type (aiortc's path logs and drops it) and no keys yet: untouched
+    assert not lean.take(tx.protect(_packet(0, b"x", payload_type=96).serialize()))
+    waiting, _, _ = _lean(None)
+    assert not waiting.take(tx.protect(_packet(1, b"x").serialize()))
+    # A packet that fails authentication, or a replay, is dropped as aiortc drops it.
+    tampered = bytearray(tx.protect(_packet(2, b"audio").serialize()))
+    tampered[-1] ^= 0xFF
+    assert lean.take(bytes(tampered))
+    good = tx.protect(_packet(3, b"audio").serialize())
+    assert lean.take(good) and lean.take(good)
+    assert lean.packets == 1 and decoding.frames == []
