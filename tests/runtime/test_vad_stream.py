@@ -58,9 +58,17 @@ async def compare(rate: int, frame_ms: int, pad: float, exact: bool = True) -> l
     shared = load_vad()
     frames = script(rate, frame_ms, pad)
     vad = silero.VAD(session=shared._onnx_session, opts=shared._opts)
+    metrics: list[Any] = []
+    vad.on("metrics_collected", metrics.append)
     want = await events_of(vad.stream(), frames)
+    want_counts = [m.inference_count for m in metrics]
+    metrics.clear()
     model = OnnxModel(onnx_session=shared._onnx_session, sample_rate=shared._opts.sample_rate)
     got = await events_of(LeanSileroStream(vad, shared._opts, model), frames)
+    # The VAD's metrics: counted in the loop rather than by a task of their own, the same.
+    assert len(want_counts) >= 3
+    assert [m.inference_count for m in metrics] == want_counts
+    assert all(m.label == vad._label and m.inference_duration_total > 0 for m in metrics)
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if exact:

@@ -21,10 +21,13 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from typing import Any
 
 import numpy as np
 from livekit import agents, rtc
 from livekit.agents import utils
+from livekit.agents.metrics import VADMetrics
+from livekit.agents.metrics.base import Metadata
 from livekit.plugins.silero import vad as silero_vad
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,46 @@ def _samples(frame: rtc.AudioFrame) -> np.ndarray:
 
 
 class LeanSileroStream(silero_vad.VADStream):
-    """silero's stream with `_main_task` over buffers instead of lists of frames."""
+    """silero's stream with `_main_task` over buffers instead of lists of frames, and its
+    events read straight from the loop that makes them.
+
+    livekit's base stream tees every event to a task of its own that only counts inferences
+    for the VAD's `metrics_collected`: a tee buffer, a lock and a task switch per 32 ms window.
+    Here the loop counts them as it sends them (`_count`), the same metrics at the same events,
+    and the reader takes the events from the channel itself.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._event_aiter = self._event_ch  # the tee stays unread
+        self._inference_total = 0.0
+        self._inference_count = 0
+
+    async def _metrics_monitor_task(self, event_aiter: Any) -> None:
+        return None  # counted by `_count`
+
+    def _count(self, event: agents.vad.VADEvent) -> None:
+        """The base stream's metrics monitor, for one event (its code, in the loop)."""
+        if event.type == agents.vad.VADEventType.INFERENCE_DONE:
+            self._inference_total += event.inference_duration
+            self._inference_count += 1
+            if self._inference_count >= 1 / self._vad.capabilities.update_interval:
+                self._vad.emit(
+                    "metrics_collected",
+                    VADMetrics(
+                        timestamp=time.time(),
+                        idle_time=time.perf_counter() - self._last_activity_time,
+                        inference_duration_total=self._inference_total,
+                        inference_count=self._inference_count,
+                        label=self._vad._label,
+                        metadata=Metadata(
+                            model_name=self._vad.model, model_provider=self._vad.provider
+                        ),
+                    ),
+                )
+                self._inference_total, self._inference_count = 0.0, 0
+        else:
+            self._last_activity_time = time.perf_counter()
 
     @staticmethod
     def supported() -> bool:
@@ -81,7 +123,14 @@ class LeanSileroStream(silero_vad.VADStream):
         init = inspect.signature(base.__init__).parameters
         made = base.__init__.__code__.co_names
         needed = ("_speech_buffer", "_speech_buffer_index", "_speech_buffer_max_reached")
-        return list(init)[1:4] == ["vad", "opts", "model"] and all(n in made for n in needed)
+        # livekit's base stream: the tee and the metrics task that `__init__` replaces
+        tee = agents.vad.VADStream.__init__.__code__.co_names
+        teed = ("_event_aiter", "_metrics_monitor_task", "_last_activity_time", "_tee_aiter")
+        return (
+            list(init)[1:4] == ["vad", "opts", "model"]
+            and all(n in made for n in needed)
+            and all(n in tee for n in teed)
+        )
 
     @utils.log_exceptions(logger=log)
     async def _main_task(self) -> None:
@@ -130,6 +179,10 @@ class LeanSileroStream(silero_vad.VADStream):
         f32 = np.empty(window, dtype=np.float32)
         VADEvent, EventType = agents.vad.VADEvent, agents.vad.VADEventType
 
+        def send(event: agents.vad.VADEvent) -> None:
+            self._event_ch.send_nowait(event)
+            self._count(event)
+
         speaking = False
         speech_duration = silence_duration = 0.0
         current_sample = 0
@@ -142,7 +195,7 @@ class LeanSileroStream(silero_vad.VADStream):
 
         def boundary(kind: agents.vad.VADEventType, speech: float) -> None:
             """START_OF_SPEECH or END_OF_SPEECH, with the speech buffer so far."""
-            self._event_ch.send_nowait(
+            send(
                 VADEvent(
                     type=kind,
                     samples_index=current_sample,
@@ -225,7 +278,7 @@ class LeanSileroStream(silero_vad.VADStream):
                 else:
                     silence_duration += window_duration
 
-                self._event_ch.send_nowait(
+                send(
                     VADEvent(
                         type=EventType.INFERENCE_DONE,
                         samples_index=current_sample,
