@@ -7,7 +7,13 @@ import pytest
 from av import AudioFrame, CodecContext, Packet
 
 from agent_studio.media.embedded.webrtc.audio import SourceTrack, silence_packet
-from agent_studio.media.embedded.webrtc.opus import OpusDecoder, OpusEncoder, OpusError
+from agent_studio.media.embedded.webrtc.opus import (
+    LOW_DELAY,
+    VOIP,
+    OpusDecoder,
+    OpusEncoder,
+    OpusError,
+)
 from tests.fixtures.whip_client import ToneSource, dominant_frequency, rms
 
 
@@ -16,9 +22,13 @@ def tone_frames(hz: float, frames: int) -> list[bytes]:
     return [source.read_frame(960) for _ in range(frames)]
 
 
+APPLICATIONS = pytest.mark.parametrize("application", [VOIP, LOW_DELAY], ids=["voip", "low-delay"])
+
+
+@APPLICATIONS
 @pytest.mark.parametrize("rate", [8000, 16000, 24000, 48000])
-def test_a_tone_survives_encoding_and_decoding_at_each_rate(rate: int) -> None:
-    encoder, decoder = OpusEncoder(), OpusDecoder(rate)
+def test_a_tone_survives_encoding_and_decoding_at_each_rate(rate: int, application: int) -> None:
+    encoder, decoder = OpusEncoder(application=application), OpusDecoder(rate)
     pcm = b"".join(decoder.decode(encoder.encode(f)) for f in tone_frames(440, 50))
     assert len(pcm) == 2 * rate  # one second, 20 ms per packet
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)[rate // 2 :]
@@ -26,9 +36,10 @@ def test_a_tone_survives_encoding_and_decoding_at_each_rate(rate: int) -> None:
     assert abs(dominant_frequency(samples, rate) - 440) < 5
 
 
-def test_ffmpeg_decodes_what_we_encode() -> None:
+@APPLICATIONS
+def test_ffmpeg_decodes_what_we_encode(application: int) -> None:
     """Another decoder than ours (libopus through FFmpeg, as aiortc and browsers use it)."""
-    encoder = OpusEncoder()
+    encoder = OpusEncoder(application=application)
     codec = CodecContext.create("libopus", "r")
     decoded: list[AudioFrame] = []
     for f in tone_frames(660, 50):
@@ -38,13 +49,27 @@ def test_ffmpeg_decodes_what_we_encode() -> None:
     assert abs(dominant_frequency(samples.astype(np.float64), decoded[0].sample_rate) - 660) < 5
 
 
-def test_the_shared_silence_packet_decodes_to_silence_after_speech() -> None:
-    encoder, decoder = OpusEncoder(), OpusDecoder(16000)
+@APPLICATIONS
+def test_the_shared_silence_packet_decodes_to_silence_after_speech(application: int) -> None:
+    encoder, decoder = OpusEncoder(application=application), OpusDecoder(16000)
     for f in tone_frames(440, 10):
         decoder.decode(encoder.encode(f))
-    quiet = b"".join(decoder.decode(silence_packet()) for _ in range(25))
+    silence = silence_packet(application=application)
+    quiet = b"".join(decoder.decode(silence) for _ in range(25))
     assert rms(np.frombuffer(quiet, dtype="<i2")[1600:].astype(np.float64)) < 1
-    assert len(silence_packet()) < 60  # a silent frame is a small packet, made once
+    assert len(silence) < 60  # a silent frame is a small packet, made once
+    assert silence_packet(application=application) is silence
+
+
+def test_a_synthesized_voice_is_coded_full_band_without_silk() -> None:
+    """LOW_DELAY (the agent's voice): CELT-only packets (TOC configurations 16-31), where VOIP
+    codes speech with SILK or hybrid ones (0-15)."""
+    frames = tone_frames(440, 10)
+    voip, low_delay = OpusEncoder(), OpusEncoder(application=LOW_DELAY)
+    assert all(voip.encode(f)[0] >> 3 < 16 for f in frames)
+    assert all(low_delay.encode(f)[0] >> 3 >= 16 for f in frames)
+    with pytest.raises(ValueError, match="application"):
+        OpusEncoder(application=2049)
 
 
 def test_bad_input_is_an_opus_error_not_a_crash() -> None:

@@ -25,7 +25,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler, Packet
 
-from agent_studio.media.embedded.webrtc.opus import OpusDecoder, OpusEncoder, OpusError
+from agent_studio.media.embedded.webrtc.opus import VOIP, OpusDecoder, OpusEncoder, OpusError
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +75,19 @@ class FrameConverter:
 
 
 _TAIL_FRAMES = 3  # real silence encoded after speech: the encoder's look-ahead drains
-_silence_packets: dict[int, bytes] = {}
+_silence_packets: dict[tuple[int, int], bytes] = {}
 
 
-def silence_packet(samples: int = FRAME_SAMPLES) -> bytes:
+def silence_packet(samples: int = FRAME_SAMPLES, application: int = VOIP) -> bytes:
     """One Opus packet of a silent frame of `samples` (48 kHz), encoded once per process (sent
     as is for every silent frame of every call: decoders take repeated packets)."""
-    if samples not in _silence_packets:
-        encoder = OpusEncoder()
+    key = (samples, application)
+    if key not in _silence_packets:
+        encoder = OpusEncoder(application=application)
         for _ in range(10):  # past the encoder's start-up frames
             packet = encoder.encode(bytes(samples * 2))
-        _silence_packets[samples] = packet
-    return _silence_packets[samples]
+        _silence_packets[key] = packet
+    return _silence_packets[key]
 
 
 class SourceTrack(MediaStreamTrack):
@@ -96,15 +97,18 @@ class SourceTrack(MediaStreamTrack):
     `source` may be swapped at any time (the runtime attaches when the call becomes active).
     A source that returns too little is padded with silence, too much is cut; one that raises
     is logged and replaced by silence. Silent frames are not encoded (`silence_packet`).
+    `application`: how libopus codes it (`opus.VOIP` for a microphone, `opus.LOW_DELAY` for a
+    synthesized voice).
     """
 
     kind = "audio"
 
-    def __init__(self, source: AudioSource, frame_ms: int = 20) -> None:
+    def __init__(self, source: AudioSource, frame_ms: int = 20, application: int = VOIP) -> None:
         super().__init__()
         if frame_ms not in (20, 40, 60):
             raise ValueError("frame_ms must be 20, 40 or 60")
         self.source = source
+        self.application = application
         self.samples = SAMPLE_RATE * frame_ms // 1000
         self._silent = bytes(self.samples * 2)
         self._start: float | None = None
@@ -158,12 +162,12 @@ class SourceTrack(MediaStreamTrack):
     def _encode(self, pcm: bytes) -> bytes:
         if pcm == self._silent:
             if not self._tail:
-                return silence_packet(self.samples)
+                return silence_packet(self.samples, self.application)
             self._tail -= 1
         else:
             self._tail = _TAIL_FRAMES
         if self._encoder is None:
-            self._encoder = OpusEncoder()
+            self._encoder = OpusEncoder(application=self.application)
         return self._encoder.encode(pcm)
 
 

@@ -41,7 +41,7 @@ from agent_studio.media.embedded.webrtc.audio import (
 )
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
 from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver, LeanSender
-from agent_studio.media.embedded.webrtc.opus import RATES
+from agent_studio.media.embedded.webrtc.opus import LOW_DELAY, RATES
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class WebRTCSession:
         self.inline_decoding: InlineDecoding | None = None
         self.lean_receiver: LeanReceiver | None = None
         self._receiver: Any = None
-        self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms)
+        # The agent's voice is synthesized: coded as such (opus.LOW_DELAY).
+        self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms, application=LOW_DELAY)
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
         self._lifecycle = lifecycle
