@@ -19,7 +19,7 @@ from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.auth import require_api_key
 from agent_studio.core.error_handlers import install_error_handlers
-from agent_studio.core.memory import freeze_long_lived, freeze_new_modules
+from agent_studio.core.memory import freeze_long_lived, freeze_while_busy, settle
 from agent_studio.core.migrate import upgrade_to_head
 from agent_studio.demo import seed_demo
 from agent_studio.media.embedded.webrtc import webrtc_router
@@ -47,17 +47,23 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         await seed_demo(context.db, settings.data_dir, enabled=settings.demo)
         app.state.context = context
         await context.start()
+        background = [asyncio.create_task(run_sweeper(context), name="call-sweeper")]
         if freeze_after_start:
             freeze_long_lived(collect=True)
-            # Once no call is live, what calls imported is frozen too (core/memory.py).
-            context.host.on_idle = lambda: context.idle() and freeze_new_modules()
-        sweeper = asyncio.create_task(run_sweeper(context), name="call-sweeper")
+            # While calls are live what they hold is frozen; once none is, what they left and
+            # what they imported is collected and frozen (core/memory.py).
+            context.host.on_idle = lambda: context.idle() and settle()
+            background.append(
+                asyncio.create_task(freeze_while_busy(context.idle), name="gc-freeze-while-busy")
+            )
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await context.aclose()
 
     app = FastAPI(
