@@ -33,7 +33,13 @@ the time budget runs out. The capacity printed is the largest N that held.
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 150] [--keep-going]
         [--stt cloud|local] [--turn model|vad] [--ptime 20|40|60] [--profile [--profile-calls 8]]
-        [--baseline OTHER/src]
+        [--baseline OTHER/src] [--servers 1]
+
+`--servers K` starts K independent servers (each its own process, data dir and agent) and
+splits each step's calls among them, a callers process per server, all at once; the figures
+are added up (CPU is then the servers' total). It measures what several embedded processes
+on one machine would carry, which agent-studio does not offer as a mode today
+(docs/webrtc.md, "Capacity").
 
 `--profile` samples the server with py-spy (`.venv/bin/pip install py-spy`; not a project
 dependency) during the first step with at least `--profile-calls` calls and prints the hottest
@@ -49,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -321,16 +328,77 @@ def report(calls: int, step: dict[str, Any]) -> Figures | None:
     return figures
 
 
+def merged(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one step run against several servers at once, as one step's: counts and
+    CPU add up, lists join, RSS per call is the servers' mean."""
+    out: dict[str, Any] = {}
+    for key in steps[0]:
+        values = [step[key] for step in steps]
+        if key == "server_p50":
+            out[key] = {}
+            for figures in values:
+                for name, p50s in figures.items():
+                    out[key].setdefault(name, []).extend(p50s)
+        elif key == "rss_per_call":
+            out[key] = sum(values) / len(values)
+        elif isinstance(values[0], list):
+            out[key] = [item for value in values for item in value]
+        else:
+            out[key] = sum(values)
+    return out
+
+
+def run_shared_step(
+    servers: list[tuple[str, int]],
+    calls: int,
+    seconds: float,
+    period: float,
+    profile: Path | None,
+    ptime: int,
+) -> dict[str, Any]:
+    """One step of `calls` split over the servers (a callers process each), all at once."""
+    if len(servers) == 1:
+        url, pid = servers[0]
+        return run_step(url, pid, calls, seconds, period, profile, ptime)
+    shares = [calls // len(servers) + (i < calls % len(servers)) for i in range(len(servers))]
+    results: list[dict[str, Any] | BaseException] = [RuntimeError("not run")] * len(servers)
+
+    def one(i: int) -> None:
+        url, pid = servers[i]
+        try:
+            results[i] = run_step(url, pid, shares[i], seconds, period, None, ptime)
+        except BaseException as exc:  # re-raised below, in the bench's thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(servers)) if shares[i]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = []
+    for i, result in enumerate(results):
+        if not shares[i]:
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        done.append(result)
+    return merged(done)
+
+
 def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
     started = time.monotonic()
     profile_file = args.profile_out or Path(
         tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1]
     )
     profiled = False
-    with fake_llm() as llm_url, server(src, args.turn, args.ptime) as (url, pid):
-        create_agent(url, llm_url, args.stt)
-        print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
-        run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, the turn model
+    with fake_llm() as llm_url, contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(server(src, args.turn, args.ptime)) for _ in range(args.servers)
+        ]
+        for url, pid in servers:
+            create_agent(url, llm_url, args.stt)
+            print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
+            run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, the turn model
         single_p95: float | None = None
         sustained = prev = 0
         for calls in steps:
@@ -339,11 +407,11 @@ def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
                 print(f"  (time budget of {args.budget:.0f} s used up: stopped before N={calls})")
                 break
             profile = None
-            if args.profile and not profiled and calls >= args.profile_calls:
+            if args.profile and not profiled and calls >= args.profile_calls and len(servers) == 1:
                 profile, profiled = profile_file, True
             # The single call is the reference p95: give it more turns.
             seconds = args.seconds * (2 if single_p95 is None else 1)
-            step = run_step(url, pid, calls, seconds, args.period, profile, args.ptime)
+            step = run_shared_step(servers, calls, seconds, args.period, profile, args.ptime)
             figures = report(calls, step)
             late = late_shares(step)[0]
             p95 = figures.pct(0.95) if figures else float("inf")
@@ -398,6 +466,12 @@ def main() -> None:
     p.add_argument("--profile-calls", type=int, default=8)
     p.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks in this file")
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
+    p.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="independent servers (own process and data dir) sharing each step's calls",
+    )
     args = p.parse_args()
     if args.quick:
         args.steps, args.seconds = "1,4,8", 15.0
@@ -406,12 +480,14 @@ def main() -> None:
     ):
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     steps = [int(n) for n in args.steps.split(",")]
+    if args.servers < 1:
+        raise SystemExit("--servers must be at least 1")
     print(
         f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), turn detection {args.turn}, "
         f"{args.ptime} ms packets, "
         f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; "
         f"a turn every {args.period:.0f} s per caller; {args.seconds:.0f} s per step; "
-        f"callers in their own process; "
+        f"callers in their own process; {args.servers} server process(es); "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     for label, src in builds(args):
