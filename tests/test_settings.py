@@ -52,3 +52,16 @@ def test_webrtc_jitter_packets_reach_the_peers_and_are_checked(
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_JITTER_PACKETS", "0")
     with pytest.raises(ValidationError, match="webrtc_jitter_packets"):
         make_settings(tmp_path, None)
+
+
+def test_the_lean_rtp_path_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_studio.media.embedded.webrtc import options_from_settings
+
+    assert options_from_settings(make_settings(tmp_path, None)).lean_rtp is True
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_LEAN_RTP", "false")
+    assert options_from_settings(make_settings(tmp_path, None)).lean_rtp is False
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_LEAN_RTP", "sometimes")
+    with pytest.raises(ValidationError, match="webrtc_lean_rtp"):
+        make_settings(tmp_path, None)

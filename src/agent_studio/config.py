@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Packets of the caller's audio held back to put late ones back in order (aiortc's own
     # default is 4: 80 ms at 20 ms packets). 2 costs 40 ms; raise it on jittery networks.
     webrtc_jitter_packets: int = Field(default=2, ge=1, le=8)
+    # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/lean_rtp.py);
+    # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
+    webrtc_lean_rtp: bool = True
 
     @field_validator("webrtc_ptime_ms")
     @classmethod

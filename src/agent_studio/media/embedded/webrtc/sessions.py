@@ -45,6 +45,7 @@ def options_from_settings(settings: Settings) -> WebRTCOptions:
         settings.media_timeout_seconds,
         settings.webrtc_ptime_ms,
         settings.webrtc_jitter_packets,
+        settings.webrtc_lean_rtp,
     )
 
 
