@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import uuid
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,6 +93,16 @@ async def test_a_call_s_audio_flows_both_ways_either_path(
         await caller.close()
     # The clock drops ended streams, and stops when it has none.
     await wait_until(lambda: clock.streams == 0, timeout=2)
+
+
+def test_a_loop_s_send_clock_goes_with_the_loop() -> None:
+    loop = asyncio.new_event_loop()
+    gone = weakref.ref(loop)
+    assert SendClock.of(loop) is SendClock.of(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None
 
 
 # LeanReceiver.take on its own: real SRTP sessions, aiortc's jitter buffer and statistics.

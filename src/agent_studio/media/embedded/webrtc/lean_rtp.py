@@ -182,8 +182,7 @@ class SendClock:
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:  # holds no reference to its loop (the key of `_clocks`)
         self._streams: list[LeanSender] = []
         self._task: asyncio.Task[None] | None = None
         self._tick = 0.0
@@ -192,7 +191,7 @@ class SendClock:
     def of(cls, loop: asyncio.AbstractEventLoop) -> SendClock:
         clock = cls._clocks.get(loop)
         if clock is None:
-            clock = cls._clocks[loop] = cls(loop)
+            clock = cls._clocks[loop] = cls()
         return clock
 
     @property
@@ -200,15 +199,17 @@ class SendClock:
         return len(self._streams)
 
     def add(self, stream: LeanSender) -> None:
-        """Start `stream`: its first packet goes at the next tick (now, if the clock is idle)."""
+        """Start `stream` (on the clock's loop): its first packet goes at the next tick (now, if
+        the clock is idle)."""
         if self._task is None or self._task.done():
-            self._tick = self._loop.time()
-            self._task = self._loop.create_task(self._run(), name="webrtc-send-clock")
+            loop = asyncio.get_running_loop()
+            self._tick = loop.time()
+            self._task = loop.create_task(self._run(), name="webrtc-send-clock")
         stream.due = self._tick  # the clock sleeps until then (or is about to start)
         self._streams.append(stream)
 
     async def _run(self) -> None:
-        loop = self._loop
+        loop = asyncio.get_running_loop()
         while self._streams:
             now = loop.time()
             ntp = _ntp(time.time())
