@@ -40,9 +40,9 @@ from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpreceiver import StreamStatistics, TimestampMapper
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp
 
-from agent_studio.media.embedded.webrtc.audio import InlineDecoding, SourceTrack
+from agent_studio.media.embedded.webrtc.audio import SAMPLE_RATE, InlineDecoding, SourceTrack
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class LeanSender:
         self._header = header
         self._connection = connection
         self._protect = protect
-        self._period = track.samples / 48_000
+        self._period = track.samples / SAMPLE_RATE
         self._pair: Any = None
         self._sendto: Callable[[bytes], None] | None = None
         self.sequence = random.randint(0, 0xFFFF)
@@ -307,8 +307,8 @@ class LeanReceiver:
         take = self.take
 
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
-            # RTP (RTCP's packet types 200-208 sit where RTP's marker bit and type would)
-            if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+            # SRTP (version 2), not SRTCP: aiortc's own test, as its DTLS transport makes it
+            if len(data) > 12 and 127 < data[0] < 192 and not is_rtcp(data):
                 pair = nominated.get(1)
                 if (
                     pair is not None
