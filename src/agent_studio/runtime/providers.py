@@ -42,6 +42,8 @@ class ProviderError(Exception):
 class ProviderContext:
     http_session: aiohttp.ClientSession
     language: str
+    openai_http: Callable[[], Any]
+    """The call's HTTP client (httpx) for OpenAI SDK clients (`openai_http.sdk_client`)."""
 
 
 Factory = Callable[[ProviderSpec, str | None, ProviderContext], Any]
@@ -88,9 +90,18 @@ def _offline(name: str) -> Any:
 def _openai_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
+    key = _required(spec, key)
     return openai.LLM(
-        **_given(model=spec.model, temperature=spec.temperature), api_key=_required(spec, key)
+        **_given(model=spec.model, temperature=spec.temperature),
+        api_key=key,
+        client=_sdk(ctx, key, None),
     )
+
+
+def _sdk(ctx: ProviderContext, key: str, base_url: str | None) -> Any:
+    from agent_studio.runtime.openai_http import sdk_client
+
+    return sdk_client(ctx.openai_http(), key, base_url)
 
 
 @register("llm", "openai-compatible")
@@ -99,8 +110,8 @@ def _compatible_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
     return openai.LLM(
         model=spec.model or "default",
-        base_url=spec.base_url or "",
         api_key=key or NO_KEY,
+        client=_sdk(ctx, key or NO_KEY, spec.base_url or ""),
         **_given(temperature=spec.temperature),
     )
 
@@ -153,8 +164,12 @@ def _deepgram_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> 
 def _openai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
+    key = _required(spec, key)
     return openai.STT(
-        **_given(model=spec.model), language=_lang(spec, ctx), api_key=_required(spec, key)
+        **_given(model=spec.model),
+        language=_lang(spec, ctx),
+        api_key=key,
+        client=_sdk(ctx, key, None),
     )
 
 
@@ -174,8 +189,8 @@ def _compatible_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
     # The transcriptions endpoint (one request per utterance, cut by the VAD), not realtime.
     return openai.STT(
         model=spec.model or "whisper-1",
-        base_url=spec.base_url or "",
         api_key=key or NO_KEY,
+        client=_sdk(ctx, key or NO_KEY, spec.base_url or ""),
         language=_lang(spec, ctx),
         use_realtime=False,
         **_given(temperature=spec.temperature),
@@ -241,8 +256,8 @@ def _compatible_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
     return openai.TTS(
         model=spec.model or "tts-1",
         voice=spec.voice or "alloy",
-        base_url=spec.base_url or "",
         api_key=key or NO_KEY,
+        client=_sdk(ctx, key or NO_KEY, spec.base_url or ""),
         response_format="pcm",
     )
 
@@ -259,6 +274,7 @@ class CallProviders:
     def __init__(self, key_lookup: KeyLookup, http_session: aiohttp.ClientSession) -> None:
         self._key_lookup = key_lookup
         self._http = http_session
+        self._openai_http: Any = None  # the call's client for OpenAI SDK clients (openai_http)
         self._built: dict[tuple[Any, ...], Any] = {}
         self._names: dict[int, str] = {}
 
@@ -271,7 +287,7 @@ class CallProviders:
             raise ProviderError(spec.provider, f"unsupported {spec.provider_type} provider")
         key = await self._key(spec)
         try:
-            instance = factory(spec, key, ProviderContext(self._http, language))
+            instance = factory(spec, key, ProviderContext(self._http, language, self._sdk_http))
         except ProviderError:
             raise
         except Exception as exc:
@@ -280,6 +296,13 @@ class CallProviders:
         self._built[identity] = instance
         self._names[id(instance)] = spec.provider
         return instance
+
+    def _sdk_http(self) -> Any:
+        if self._openai_http is None:
+            from agent_studio.runtime.openai_http import new_client
+
+            self._openai_http = new_client()
+        return self._openai_http
 
     async def _key(self, spec: ProviderSpec) -> str | None:
         info = provider_info(spec.provider_type, spec.provider)
@@ -305,6 +328,10 @@ class CallProviders:
                 with contextlib.suppress(Exception):
                     await cast(Callable[[], Awaitable[None]], close)()
         self._built.clear()
+        if self._openai_http is not None:
+            with contextlib.suppress(Exception):
+                await self._openai_http.aclose()
+            self._openai_http = None
 
 
 def database_key_lookup(db: Any, secrets: Any) -> KeyLookup:
