@@ -93,9 +93,12 @@ class Settings(BaseSettings):
     # 20 is the WebRTC norm; 40 or 60 halve or third the per-packet work and header overhead,
     # at 20 or 40 ms more delay each way.
     webrtc_ptime_ms: int = 20
-    # Packets of the caller's audio held back to put late ones back in order (aiortc's own
-    # default is 4: 80 ms at 20 ms packets). 2 costs 40 ms; raise it on jittery networks.
+    # Packets of the caller's audio that may wait behind a missing one before it is given up
+    # (a packet that follows the last one is decoded at once); raise it on jittery networks.
     webrtc_jitter_packets: int = Field(default=2, ge=1, le=8)
+    # The answer asks the caller not to send silence (`usedtx=1`; browsers honour it): its
+    # pauses are heard as silence made by the server (with webrtc_lean_rtp only).
+    webrtc_caller_dtx: bool = True
     # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/lean_rtp.py);
     # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
     webrtc_lean_rtp: bool = True

@@ -142,6 +142,16 @@ async def call_from_the_page(
             session = webrtc.get(uuid.UUID(call_id))
             assert session is not None and session.inline_decoding is not None
             assert session.inline_decoding.packet_ms == ptime_ms
+            # The answer's usedtx=1: in the caller's silence Chromium sends (nearly) nothing,
+            # and the server hears that silence made up frame by frame.
+            lean = session.lean_receiver
+            assert lean is not None
+
+            async def quiet() -> bool:
+                return lean.quiet_seconds >= 1.0
+
+            await until(quiet, "a second of the caller's silence heard while it sent nothing", page)
+            print(f"\ncaller packets {lean.packets}, silence made {lean.quiet_seconds:.2f} s")
             heard = await page.evaluate("window.heard")
             timings = await page.evaluate("window.callPage.timings")
             if ptime_ms == 20:

@@ -14,12 +14,12 @@ import httpx
 import pylibsrtp
 import pytest
 from aiortc import RTCRtpCodecParameters
-from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver, SendClock
+from agent_studio.media.embedded.webrtc.lean_receive import GAP_SILENCE, LeanReceiver
+from agent_studio.media.embedded.webrtc.lean_rtp import SendClock
 from tests.fixtures.whip_client import ToneSource, WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
 from tests.media.webrtc.conftest import AGENT_TONE_HZ, CALLER_TONE_HZ, AgentAudio
@@ -105,17 +105,23 @@ def test_a_loop_s_send_clock_goes_with_the_loop() -> None:
     assert gone() is None
 
 
-# LeanReceiver.take on its own: real SRTP sessions, aiortc's jitter buffer and statistics.
+# LeanReceiver.take on its own: real SRTP sessions, aiortc's statistics.
 
 
 class _Decoding:
     def __init__(self) -> None:
         self.frames: list[tuple[int, bytes]] = []
+        self.silences: list[float] = []
+        self.stopped = False
+        self.packet_ms = 20
 
     def put(self, item: Any) -> None:
         codec, frame = item
         assert codec is OPUS
         self.frames.append((frame.timestamp, frame.data))
+
+    def silence(self, seconds: float) -> None:
+        self.silences.append(seconds)
 
 
 def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
@@ -125,7 +131,9 @@ def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
     return tx, rx
 
 
-def _lean(rx: pylibsrtp.Session | None) -> tuple[LeanReceiver, _Decoding, SimpleNamespace]:
+def _lean(
+    rx: pylibsrtp.Session | None, hold: int = 2
+) -> tuple[LeanReceiver, _Decoding, SimpleNamespace]:
     dtls = SimpleNamespace(
         _rx_srtp=rx, _RTCDtlsTransport__rx_packets=0, _RTCDtlsTransport__rx_bytes=0
     )
@@ -135,10 +143,10 @@ def _lean(rx: pylibsrtp.Session | None) -> tuple[LeanReceiver, _Decoding, Simple
         receiver,
         decoding,  # type: ignore[arg-type]
         SimpleNamespace(_nominated={}),  # type: ignore[arg-type]
-        JitterBuffer(capacity=16, prefetch=2),
         {},
         {OPUS.payloadType: OPUS},
         TimestampMapper(),
+        hold,
     )
     return lean, decoding, dtls
 
@@ -146,7 +154,7 @@ def _lean(rx: pylibsrtp.Session | None) -> tuple[LeanReceiver, _Decoding, Simple
 def _packet(seq: int, payload: bytes, **fields: Any) -> RtpPacket:
     packet = RtpPacket(
         payload_type=fields.pop("payload_type", 111),
-        sequence_number=seq,
+        sequence_number=seq & 0xFFFF,
         timestamp=1_000_000 + 960 * seq,
         ssrc=1234,
         payload=payload,
@@ -156,33 +164,94 @@ def _packet(seq: int, payload: bytes, **fields: Any) -> RtpPacket:
     return packet
 
 
-def test_the_lean_receiver_parses_reorders_and_counts_as_aiortc_does() -> None:
+def _send(lean: LeanReceiver, tx: pylibsrtp.Session, *seqs: int) -> None:
+    for seq in seqs:
+        assert lean.take(tx.protect(_packet(seq, f"opus-{seq}".encode()).serialize()))
+
+
+def _decoded(decoding: _Decoding) -> list[int]:
+    return [int(data.decode().removeprefix("opus-")) for _, data in decoding.frames]
+
+
+def test_the_lean_receiver_parses_in_order_and_counts_as_aiortc_does() -> None:
     tx, rx = _srtp_pair()
     lean, decoding, dtls = _lean(rx)
-    packets = [_packet(seq, f"opus-{seq}".encode()) for seq in range(6)]
+    packets = [_packet(seq, f"opus-{seq}".encode()) for seq in range(7)]
     packets[1].csrc = [7, 8]  # contributing sources, header extensions, padding: skipped
     packets[2].extensions.mid = "0"
     packets[3].padding_size = 5
     order = [0, 2, 1, 3, 5, 4, 6]  # two pairs swapped on the way
-    packets.append(_packet(6, b"opus-6"))
-    # What aiortc's receiver hands its decoder for the same packets in the same order.
-    jitter, mapper, expected = JitterBuffer(capacity=16, prefetch=2), TimestampMapper(), []
-    for index in order:
-        parsed = RtpPacket.parse(packets[index].serialize())
-        parsed._data = parsed.payload  # type: ignore[attr-defined]  # aiortc's Opus depayload
-        frame = jitter.add(parsed)[1]
-        if frame is not None:
-            expected.append((mapper.map(frame.timestamp), frame.data))
     for index in order:
         assert lean.take(tx.protect(packets[index].serialize()))
 
-    assert decoding.frames == expected
-    # in order, timestamps counted from the first; the last ones still held back
-    assert [data for _, data in expected] == [f"opus-{seq}".encode() for seq in range(4)]
-    assert [timestamp for timestamp, _ in expected] == [960 * seq for seq in range(4)]
+    # every packet decoded, in order, as soon as the one before it was there: none held back
+    assert decoding.frames == [(960 * seq, f"opus-{seq}".encode()) for seq in range(7)]
     assert lean.packets == 7 and dtls._RTCDtlsTransport__rx_packets == 7
+    assert lean.lost == lean.late == 0
     stats = lean._streams[1234]
     assert stats.packets_received == 7 and stats.max_seq == 6 and stats.packets_lost == 0
+
+
+def test_a_packet_waits_only_behind_a_missing_one_and_not_for_long() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx, hold=2)
+    _send(lean, tx, 0, 1)
+    assert _decoded(decoding) == [0, 1]
+    _send(lean, tx, 3)  # 2 is missing: 3 waits
+    assert _decoded(decoding) == [0, 1]
+    _send(lean, tx, 4)  # two wait behind it: 2 is given up
+    assert _decoded(decoding) == [0, 1, 3, 4] and lean.lost == 1
+    _send(lean, tx, 2)  # too late now: dropped (a duplicate is SRTP's replay: dropped too)
+    assert _decoded(decoding) == [0, 1, 3, 4] and lean.late == 1
+    _send(lean, tx, 5, 1000)  # a jump far ahead: a new start
+    assert _decoded(decoding) == [0, 1, 3, 4, 5, 1000]
+
+
+def test_sequence_numbers_wrap_around() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx)
+    _send(lean, tx, 65534, 65536, 65535, 65537)  # 65535 then 0 and 1 on the wire
+    assert _decoded(decoding) == [65534, 65535, 65536, 65537]
+    assert lean.lost == lean.late == 0
+
+
+def test_a_quiet_caller_is_heard_as_silence_in_real_time() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx)
+    _send(lean, tx, 0)
+    start = lean._heard_at
+    assert start is not None
+    assert lean.fill(start + 0.1) and decoding.silences == []  # only late: not quiet yet
+    # the DTX notice libwebrtc sends on going quiet: the Opus TOC byte alone
+    assert lean.take(tx.protect(_packet(1, b"\x78").serialize()))
+    notice = lean._heard_at
+    assert notice is not None
+    lean.fill(notice + 0.015)
+    assert decoding.silences == []
+    lean.fill(notice + 0.030)
+    assert decoding.silences == [0.02]
+    lean.fill(notice + 0.105)  # a stalled tick catches up
+    assert decoding.silences == [0.02] * 5 and lean.quiet_seconds == pytest.approx(0.1)
+    _send(lean, tx, 2)  # sound again (or a comfort-noise frame): no more silence made here
+    again = lean._heard_at
+    assert again is not None
+    lean.fill(again + 0.2)
+    assert len(decoding.silences) == 5
+    assert [data for _, data in decoding.frames] == [b"opus-0", b"\x78", b"opus-2"]
+
+
+def test_a_caller_that_stops_sending_is_heard_as_silence_after_a_while() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx)
+    _send(lean, tx, 0)
+    start = lean._heard_at
+    assert start is not None
+    lean.fill(start + GAP_SILENCE - 0.01)
+    assert decoding.silences == []
+    lean.fill(start + GAP_SILENCE + 0.001)  # the gap so far, then frame by frame
+    assert len(decoding.silences) == int((GAP_SILENCE + 0.001) / 0.02)
+    decoding.stopped = True
+    assert not lean.fill(start + 1.0)  # the receiver stopped: the fill lets it go
 
 
 def test_the_lean_receiver_leaves_what_it_should_not_take() -> None:
@@ -198,4 +267,4 @@ def test_the_lean_receiver_leaves_what_it_should_not_take() -> None:
     assert lean.take(bytes(tampered))
     good = tx.protect(_packet(3, b"audio").serialize())
     assert lean.take(good) and lean.take(good)
-    assert lean.packets == 1 and decoding.frames == []
+    assert lean.packets == 1 and decoding.frames == [(0, b"audio")]

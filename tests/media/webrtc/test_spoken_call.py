@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,6 +126,13 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     heard_greeting = await asyncio.to_thread(transcribe, greeting_audio)
     print("\nwhisper heard the greeting as:", heard_greeting)
     assert {"hello", "today"} <= words(heard_greeting), heard_greeting
+
+    # The answer asked for DTX: the caller, silent so far, sends (nearly) nothing; the server
+    # hears that silence made up, and its VAD ends the caller's turn with it below.
+    assert caller.track is not None and caller.track.dtx
+    session = app.state.context.webrtc.get(uuid.UUID(call_id))
+    assert session is not None and session.lean_receiver is not None
+    assert session.lean_receiver.quiet_seconds > 1.0
 
     # The caller answers; the agent hears it and says the scripted reply.
     before = len(caller.heard.samples())

@@ -13,7 +13,7 @@ import httpx
 
 from agent_studio.media.embedded.tokens import CallTokenIssuer
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.peer import with_ptime
+from agent_studio.media.embedded.webrtc.sdp import with_ptime
 from tests.fixtures.factories import start_call
 from tests.fixtures.live_server import LiveServer
 from tests.fixtures.whip_client import (

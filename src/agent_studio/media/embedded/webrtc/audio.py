@@ -75,6 +75,8 @@ class FrameConverter:
 
 
 _TAIL_FRAMES = 3  # real silence encoded after speech: the encoder's look-ahead drains
+DTX_AFTER = 10  # silent frames sent before going quiet (libopus's NB_SPEECH_FRAMES_BEFORE_DTX)
+DTX_REFRESH = 20  # frames between comfort-noise frames while quiet (libopus's 400 ms)
 _silence_packets: dict[tuple[int, int], bytes] = {}
 
 
@@ -99,6 +101,13 @@ class SourceTrack(MediaStreamTrack):
     is logged and replaced by silence. Silent frames are not encoded (`silence_packet`).
     `application`: how libopus codes it (`opus.VOIP` for a microphone, `opus.LOW_DELAY` for a
     synthesized voice).
+
+    What the far end asked for in its SDP, as browsers do it: `max_rate` (its
+    `maxplaybackrate`) caps the coded band; `dtx` (its `usedtx=1`) stops sending in silence, as
+    libwebrtc does with libopus's DTX: after `DTX_AFTER` silent frames one packet of only the
+    Opus TOC byte says the sender went quiet, then nothing but one comfort-noise frame (and a
+    new notice) every `DTX_REFRESH` frames, until sound comes back. A frame not sent still
+    takes its RTP timestamp: `next_payload` returns None for it.
     """
 
     kind = "audio"
@@ -115,6 +124,9 @@ class SourceTrack(MediaStreamTrack):
         self._timestamp = 0
         self._encoder: OpusEncoder | None = None
         self._tail = 0
+        self._quiet = 0  # silent frames in a row (with `dtx`)
+        self.dtx = False
+        self.max_rate = SAMPLE_RATE
         self._stopped = asyncio.Event()
         self.takeover: Callable[[], bool] | None = None
         """Called when aiortc's sender asks for the first packet; True when another sender
@@ -133,10 +145,15 @@ class SourceTrack(MediaStreamTrack):
             self._start = loop.time()
         else:
             self._timestamp += self.samples
+        while True:
             delay = self._start + self._timestamp / SAMPLE_RATE - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        packet = Packet(self.next_payload())
+            payload = self.next_payload()
+            if payload is not None:
+                break
+            self._timestamp += self.samples  # quiet (DTX): this frame is not sent
+        packet = Packet(payload)
         packet.pts = self._timestamp
         packet.time_base = _TIME_BASE
         return packet
@@ -145,8 +162,9 @@ class SourceTrack(MediaStreamTrack):
         super().stop()
         self._stopped.set()
 
-    def next_payload(self) -> bytes:
-        """The Opus packet of the next `samples` of the source (whoever keeps the time)."""
+    def next_payload(self) -> bytes | None:
+        """The Opus packet of the next `samples` of the source (whoever keeps the time); None
+        when that frame is not to be sent (quiet, with `dtx`)."""
         size = self.samples * 2
         try:
             pcm = self.source.read_frame(self.samples)
@@ -157,7 +175,19 @@ class SourceTrack(MediaStreamTrack):
             pcm = self._silent
         if len(pcm) != size:
             pcm = pcm[:size].ljust(size, b"\0")
-        return self._encode(pcm)
+        packet = self._encode(pcm)
+        if not self.dtx:
+            return packet
+        if pcm != self._silent:
+            self._quiet = 0
+            return packet
+        self._quiet += 1
+        if self._quiet <= DTX_AFTER:
+            return packet
+        step = (self._quiet - DTX_AFTER - 1) % DTX_REFRESH
+        if step == 0:
+            return bytes([packet[0] & 0xFC])  # the notice: a TOC byte, one frame of no data
+        return packet if step == DTX_REFRESH - 1 else None  # a comfort-noise frame, or nothing
 
     def _encode(self, pcm: bytes) -> bytes:
         if pcm == self._silent:
@@ -167,7 +197,7 @@ class SourceTrack(MediaStreamTrack):
         else:
             self._tail = _TAIL_FRAMES
         if self._encoder is None:
-            self._encoder = OpusEncoder(application=self.application)
+            self._encoder = OpusEncoder(application=self.application, max_rate=self.max_rate)
         return self._encoder.encode(pcm)
 
 
@@ -187,9 +217,16 @@ class InlineDecoding:
     _THREAD = "_RTCRtpReceiver__decoder_thread"
     _JITTER = "_RTCRtpReceiver__jitter_buffer"
 
-    def __init__(self, on_pcm: Callable[[bytes, int, int], None], rate: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        on_pcm: Callable[[bytes, int, int], None],
+        rate: Callable[[], int],
+        on_silence: Callable[[bytes, int], None] | None = None,
+    ) -> None:
         self._on_pcm = on_pcm
         self._rate = rate
+        self._on_silence = on_silence
+        self._zeros = b""
         self._decoder: OpusDecoder | None = None
         self._stopped = threading.Event()
         self._warned = False
@@ -202,6 +239,7 @@ class InlineDecoding:
         on_pcm: Callable[[bytes, int, int], None],
         rate: Callable[[], int],
         prefetch: int | None = None,
+        on_silence: Callable[[bytes, int], None] | None = None,
     ) -> InlineDecoding | None:
         """`prefetch`: packets aiortc's jitter buffer holds back before handing one over (its
         own is 4: 80 ms at 20 ms packets, for reordering a LAN or loopback does not have);
@@ -213,7 +251,7 @@ class InlineDecoding:
         jitter = getattr(receiver, cls._JITTER, None)
         if prefetch is not None and not isinstance(jitter, JitterBuffer):
             return None
-        decoding = cls(on_pcm, rate)
+        decoding = cls(on_pcm, rate, on_silence)
         setattr(receiver, cls._QUEUE, decoding)
         if prefetch is not None:
             setattr(receiver, cls._JITTER, JitterBuffer(capacity=16, prefetch=prefetch))
@@ -239,6 +277,21 @@ class InlineDecoding:
             return
         self.packet_ms = len(pcm) * 500 // rate
         self._on_pcm(pcm, rate, frame.timestamp)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the receiver has stopped (it put None)."""
+        return self._stopped.is_set()
+
+    def silence(self, seconds: float) -> None:
+        """`seconds` of silence in place of audio the caller did not send (`on_silence`)."""
+        if self._on_silence is None:
+            return
+        rate = self._rate()
+        size = 2 * round(rate * seconds)
+        if len(self._zeros) != size:
+            self._zeros = bytes(size)
+        self._on_silence(self._zeros, rate)
 
     def get(self) -> None:
         """aiortc's decoder thread: nothing to decode there; returns when the receiver stops."""

@@ -24,6 +24,8 @@ here, with 2.5 ms of look-ahead against 6.5 ms, and decodes to the same or a clo
 (SNR 14 dB against 11 dB: docs/webrtc.md, "Decisions")."""
 APPLICATIONS = (VOIP, LOW_DELAY)
 _SET_BITRATE = 4002
+_SET_MAX_BANDWIDTH = 4004
+_BANDWIDTHS = ((8000, 1101), (12000, 1102), (16000, 1103), (24000, 1104))  # else full band
 _SET_COMPLEXITY = 4010
 _MAX_PACKET = 1500
 _MAX_FRAME_MS = 120  # the longest Opus packet
@@ -95,7 +97,15 @@ class OpusEncoder:
     """s16 mono 48 kHz frames (2.5-60 ms) to Opus packets, tuned for speech: `VOIP` for a
     microphone's, `LOW_DELAY` for a synthesized voice's."""
 
-    def __init__(self, bitrate: int = 32_000, complexity: int = 5, application: int = VOIP) -> None:
+    def __init__(
+        self,
+        bitrate: int = 32_000,
+        complexity: int = 5,
+        application: int = VOIP,
+        max_rate: int = 48000,
+    ) -> None:
+        """`max_rate`: the listener's playback rate (RFC 7587 `maxplaybackrate`): the encoder
+        codes no wider a band than it plays (16 kHz: wideband, SILK only for speech)."""
         if application not in APPLICATIONS:
             raise ValueError(f"application must be one of {APPLICATIONS}")
         lib = self._lib = _library()
@@ -108,6 +118,11 @@ class OpusEncoder:
         lib.opus_encoder_ctl(
             ctypes.c_void_p(self._state), _SET_COMPLEXITY, ctypes.c_int32(complexity)
         )
+        band = next((band for rate, band in _BANDWIDTHS if max_rate <= rate), None)
+        if band is not None:
+            lib.opus_encoder_ctl(
+                ctypes.c_void_p(self._state), _SET_MAX_BANDWIDTH, ctypes.c_int32(band)
+            )
         self._out = ctypes.create_string_buffer(_MAX_PACKET)
 
     def encode(self, pcm: bytes) -> bytes:

@@ -40,8 +40,10 @@ from agent_studio.media.embedded.webrtc.audio import (
     discard,
 )
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
-from agent_studio.media.embedded.webrtc.lean_rtp import LeanReceiver, LeanSender
+from agent_studio.media.embedded.webrtc.lean_receive import LeanReceiver
+from agent_studio.media.embedded.webrtc.lean_rtp import LeanSender
 from agent_studio.media.embedded.webrtc.opus import LOW_DELAY, RATES
+from agent_studio.media.embedded.webrtc.sdp import with_opus_params, with_ptime
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,13 @@ class WebRTCOptions:
     """Caller packets held back to reorder late ones (aiortc's own default: 4)."""
     lean_rtp: bool = True
     """RTP both ways by `lean_rtp` once connected, rather than aiortc's per-packet path."""
+    caller_dtx: bool = True
+    """Ask the caller not to send silence (`usedtx=1` in the answer; browsers honour it): its
+    pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
+    `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
+    caller_max_rate: int = 16000
+    """The caller's audio is decoded at this rate (the runtime's): the answer says so
+    (`maxplaybackrate`), and the caller's encoder codes no wider a band (RFC 7587)."""
 
 
 class BadOffer(Exception):
@@ -68,28 +77,6 @@ class BadOffer(Exception):
 
 class NoCandidates(Exception):
     """The server could not bind any address to offer: a configuration problem, not the caller's."""
-
-
-def with_ptime(sdp: str, ptime_ms: int) -> str:
-    """The answer, asking the caller for `ptime_ms` of audio per packet (RFC 4566 `a=ptime`:
-    what the answerer would like to receive); 20 ms, the norm, is left unsaid."""
-    if ptime_ms == 20:
-        return sdp
-    lines, out, in_audio = sdp.split("\r\n"), [], False
-    for line in lines:
-        if line.startswith("m="):
-            if in_audio:
-                out.append(f"a=ptime:{ptime_ms}")
-            in_audio = line.startswith("m=audio")
-        if in_audio and line.startswith("a=ptime:"):
-            continue
-        if line == "" and in_audio:
-            out.append(f"a=ptime:{ptime_ms}")
-            in_audio = False
-        out.append(line)
-    if in_audio:
-        out.append(f"a=ptime:{ptime_ms}")
-    return "\r\n".join(out)
 
 
 def _digest(token: str) -> bytes:
@@ -210,7 +197,10 @@ class WebRTCSession:
         if "a=candidate:" not in pc.localDescription.sdp:
             log.error("no ICE candidate could be gathered; check AGENT_STUDIO_ICE_HOSTS")
             raise NoCandidates("the server has no address to offer (see its log)")
-        return with_ptime(pc.localDescription.sdp, self.ptime_ms)
+        params = {"maxplaybackrate": str(self._options.caller_max_rate)}
+        if self._options.caller_dtx and self._options.lean_rtp:
+            params["usedtx"] = "1"
+        return with_opus_params(with_ptime(pc.localDescription.sdp, self.ptime_ms), params)
 
     def start(self) -> None:
         """The call admitted this peer: watch its media from now on."""
@@ -289,7 +279,11 @@ class WebRTCSession:
         self._receiver = receiver
         if receiver is not None:
             self.inline_decoding = InlineDecoding.install(
-                receiver, self._on_pcm, lambda: self.sink_rate, self._options.jitter_packets
+                receiver,
+                self._on_pcm,
+                lambda: self.sink_rate,
+                self._options.jitter_packets,
+                self._on_silence,
             )
         if self.inline_decoding is None:
             log.warning("aiortc's receiver is not the expected one: decoding on its thread")
@@ -305,7 +299,18 @@ class WebRTCSession:
             self._spawn(self._activate(), "webrtc-activate")
             if self._options.lean_rtp and self.inline_decoding is not None:
                 # The caller's sockets exist now (gathered after the track was announced).
-                self.lean_receiver = LeanReceiver.install(self._receiver, self.inline_decoding)
+                self.lean_receiver = LeanReceiver.install(
+                    self._receiver, self.inline_decoding, self._options.jitter_packets
+                )
+        self._to_sink(pcm, sample_rate)
+
+    def _on_silence(self, pcm: bytes, sample_rate: int) -> None:
+        """Silence in place of audio a quiet caller did not send (not media: the watch for
+        lost media still waits for the caller's packets)."""
+        if not self._closing and self._heard:
+            self._to_sink(pcm, sample_rate)
+
+    def _to_sink(self, pcm: bytes, sample_rate: int) -> None:
         try:
             self.sink(pcm, sample_rate, 1)
         except Exception:
@@ -367,6 +372,12 @@ class WebRTCSession:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
+            if loop.time() - self._last_audio > timeout:
+                # After a stall of the loop (a model loading in a thread holds the GIL for a
+                # while) the packets that came meanwhile are read first: two turns of the loop
+                # poll the sockets at least once.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             if loop.time() - self._last_audio > timeout:
                 log.info("webrtc call lost its media")
                 await self.end(EndReason.MEDIA_LOST, f"no audio from the caller for {timeout:g} s")
