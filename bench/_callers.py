@@ -176,9 +176,10 @@ class Caller(WhipCaller):
         return None, len(self.frames)
 
     def quiet_for(self, seconds: float) -> bool:
+        """Nothing loud heard for `seconds` (an agent gone quiet sends next to nothing: DTX)."""
         cutoff = time.perf_counter() - seconds
         recent = [f for f in self.frames[-int(seconds / 0.02) - 5 :] if f[0] >= cutoff]
-        return bool(recent) and not any(f[2] for f in recent)
+        return bool(self.frames) and self.frames[0][0] < cutoff and not any(f[2] for f in recent)
 
 
 async def one_call(

@@ -82,6 +82,11 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
         yield fake
 
 
+async def packets_heard(caller: WhipCaller) -> int:
+    stats = await caller.pc.getStats()
+    return sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp")
+
+
 @pytest.fixture
 async def spoken_caller() -> AsyncIterator[tuple[WhipCaller, Voice]]:
     voice = Voice()
@@ -133,6 +138,11 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     session = app.state.context.webrtc.get(uuid.UUID(call_id))
     assert session is not None and session.lean_receiver is not None
     assert session.lean_receiver.quiet_seconds > 1.0
+    # ...and the agent, silent since its greeting, sends next to nothing either: a comfort-noise
+    # packet (and a notice) every 400 ms instead of 50 packets a second.
+    before = await packets_heard(caller)
+    await asyncio.sleep(1.0)
+    assert await packets_heard(caller) - before <= 8
 
     # The caller answers; the agent hears it and says the scripted reply.
     before = len(caller.heard.samples())

@@ -59,13 +59,16 @@ class WebRTCOptions:
     ptime_ms: int = 20
     """Audio per packet we send, and ask the caller to send (`a=ptime` in the answer)."""
     jitter_packets: int = 2
-    """Caller packets held back to reorder late ones (aiortc's own default: 4)."""
+    """Caller packets that may wait behind a missing one before it is given up."""
     lean_rtp: bool = True
     """RTP both ways by `lean_rtp` once connected, rather than aiortc's per-packet path."""
     caller_dtx: bool = True
     """Ask the caller not to send silence (`usedtx=1` in the answer; browsers honour it): its
     pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
     `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
+    agent_dtx: bool = True
+    """Send nothing while the agent is silent but a notice and a comfort-noise packet every
+    400 ms, as libwebrtc's senders do with DTX (browsers' and LiveKit's receivers take it)."""
     caller_max_rate: int = 16000
     """The caller's audio is decoded at this rate (the runtime's): the answer says so
     (`maxplaybackrate`), and the caller's encoder codes no wider a band (RFC 7587)."""
@@ -119,6 +122,8 @@ class WebRTCSession:
         self._receiver: Any = None
         # The agent's voice is synthesized: coded as such (opus.LOW_DELAY).
         self.outgoing = SourceTrack(Silence(), frame_ms=options.ptime_ms, application=LOW_DELAY)
+        # Quiet while the agent is (DTX, as libwebrtc's senders are), on the lean path only.
+        self.outgoing.dtx = options.agent_dtx and options.lean_rtp
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
         self._lifecycle = lifecycle
