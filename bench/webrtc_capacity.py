@@ -10,8 +10,10 @@ on 2 cores is stated for cloud-style providers), or the offline Whisper (`--stt 
 0.3 s of a core per utterance: it is Whisper that then sets the capacity).
 The callers (aiortc, `bench/_callers.py`) run in another process: each creates a call through
 the API, joins over WHIP, says an espeak-ng sentence every `--period` seconds and records when
-reply audio frames arrive. Every packet stays on 127.0.0.1. A step's N calls join 0.1 s apart
-(at most 5 s for all); its figures are those of the `--seconds` once every call is in.
+reply audio frames arrive. They do what the server's SDP answer asks, as browsers do: Opus DTX
+in their silences (`usedtx=1`), wideband speech (`maxplaybackrate=16000`). Every packet stays
+on 127.0.0.1. A step's N calls join 0.1 s apart (at most 5 s for all); its figures are those of
+the `--seconds` once every call is in.
 
 Per step (N concurrent calls), printed:
   - late frames: share of received frames more than 20 ms behind the sender's grid (RTP

@@ -14,6 +14,7 @@ import httpx
 import pylibsrtp
 import pytest
 from aiortc import RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
@@ -205,6 +206,19 @@ def test_a_packet_waits_only_behind_a_missing_one_and_not_for_long() -> None:
     assert _decoded(decoding) == [0, 1, 3, 4] and lean.late == 1
     _send(lean, tx, 5, 1000)  # a jump far ahead: a new start
     assert _decoded(decoding) == [0, 1, 3, 4, 5, 1000]
+
+
+def test_what_aiortc_s_jitter_buffer_holds_is_decoded_first_in_order() -> None:
+    jitter = JitterBuffer(capacity=16, prefetch=2)
+    for seq in (14, 15, 16):  # 16 sits at the start of the ring, before 15
+        packet = _packet(seq, f"opus-{seq}".encode())
+        packet._data = packet.payload  # type: ignore[attr-defined]  # aiortc's Opus depayload
+        frame = jitter.add(packet)[1]
+    assert frame is not None and frame.data == b"opus-14"  # handed over; 15 and 16 held
+    lean, decoding, _ = _lean(None)
+    lean._drain(jitter)
+    assert _decoded(decoding) == [15, 16] and lean.late == 0
+    assert not any(jitter._packets)
 
 
 def test_sequence_numbers_wrap_around() -> None:

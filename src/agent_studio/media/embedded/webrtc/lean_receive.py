@@ -128,10 +128,11 @@ class LeanReceiver:
     def _drain(self, jitter: JitterBuffer) -> None:
         """Decode, in order, the packets aiortc's jitter buffer still holds (emptied)."""
         held = [packet for packet in jitter._packets if packet is not None]
+        origin = getattr(jitter, "_origin", None)  # the oldest sequence number it waits for
         jitter.remove(jitter.capacity)
         if not held:
             return
-        first = held[0].sequence_number
+        first = origin if isinstance(origin, int) else held[0].sequence_number
         held.sort(key=lambda packet: (packet.sequence_number - first) & 0xFFFF)
         for packet in held:
             codec = self._codecs.get(packet.payload_type)
