@@ -13,7 +13,7 @@ import httpx
 
 from agent_studio.media.embedded.tokens import CallTokenIssuer
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.sdp import with_ptime
+from agent_studio.media.embedded.webrtc.sdp import opus_params, with_opus_params, with_ptime
 from tests.fixtures.factories import start_call
 from tests.fixtures.live_server import LiveServer
 from tests.fixtures.whip_client import (
@@ -232,6 +232,24 @@ def test_the_answer_asks_for_the_packet_time_in_its_audio_section_only() -> None
     )
     last = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
     assert with_ptime(last, 60).endswith("a=rtpmap:111 opus/48000/2\r\na=ptime:60\r\n")
+
+
+def test_the_answer_asks_the_opus_stream_for_dtx_and_its_band() -> None:
+    asked = {"maxplaybackrate": "16000", "usedtx": "1"}
+    with_fmtp = (
+        "m=audio 9 X 111 0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=fmtp:0 x=1\r\na=fmtp:111 minptime=10;usedtx=0\r\n"
+    )
+    answer = with_opus_params(with_fmtp, asked)
+    assert answer == (
+        "m=audio 9 X 111 0\r\na=rtpmap:111 opus/48000/2\r\n"
+        "a=fmtp:111 minptime=10;usedtx=1;maxplaybackrate=16000\r\n"
+        "a=rtpmap:0 PCMU/8000\r\na=fmtp:0 x=1\r\n"
+    )
+    assert opus_params(answer) == {"minptime": "10", "usedtx": "1", "maxplaybackrate": "16000"}
+    bare = "m=audio 9 X 96\r\na=rtpmap:96 OPUS/48000/2\r\n"  # no fmtp line: one is added
+    assert with_opus_params(bare, asked).endswith("a=fmtp:96 maxplaybackrate=16000;usedtx=1\r\n")
+    assert opus_params("m=audio 9 X 0\r\na=rtpmap:0 PCMU/8000\r\n") == {}
 
 
 async def test_the_agent_audio_leaves_as_one_rtp_stream_with_sender_reports(
