@@ -35,7 +35,12 @@ the time budget runs out. The capacity printed is the largest N that held.
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 150] [--keep-going]
         [--stt cloud|local] [--turn model|vad] [--ptime 20|40|60] [--profile [--profile-calls 8]]
-        [--baseline OTHER/src] [--servers 1]
+        [--baseline OTHER/src [--interleave]] [--servers 1]
+
+`--interleave` (with `--baseline`) starts both builds' servers at once and runs each step for
+one build, then the other, before the next step: the speed of this machine drifts by a quarter
+from one run to the next (the same build, 45 calls: 85 % of a core in one run, 106 % in
+another), and a slow spell then falls on both builds' steps alike instead of on one build.
 
 `--servers K` starts K independent servers (each its own process, data dir and agent) and
 splits each step's calls among them, a callers process per server, all at once; the figures
@@ -70,6 +75,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -387,62 +393,95 @@ def run_shared_step(
     return merged(done)
 
 
-def measure(src: Path, args: argparse.Namespace, steps: list[int]) -> None:
-    started = time.monotonic()
+@dataclass
+class Run:
+    """One build's servers and what its steps have shown so far."""
+
+    label: str
+    src: Path
+    servers: list[tuple[str, int]] = field(default_factory=list)
+    spent: float = 0.0  # seconds of the budget used (warm-up and steps)
+    single_p95: float | None = None
+    sustained: int = 0
+    prev: int = 0
+    profiled: bool = False
+    stopped: bool = False
+
+
+def measure(runs: list[Run], args: argparse.Namespace, steps: list[int]) -> None:
+    """Each step for each run in turn (one run: its steps in a row; several: interleaved, so a
+    slow spell of the machine falls on both builds' steps alike)."""
     profile_file = args.profile_out or Path(
         tempfile.mkstemp(prefix="webrtc-capacity-", suffix=".txt")[1]
     )
-    profiled = False
     with fake_llm() as llm_url, contextlib.ExitStack() as stack:
-        servers = [
-            stack.enter_context(server(src, args.turn, args.ptime)) for _ in range(args.servers)
-        ]
-        for url, pid in servers:
-            create_agent(url, llm_url, args.stt)
-            print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up (one call) ...")
-            run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, the turn model
-        single_p95: float | None = None
-        sustained = prev = 0
+        for run in runs:
+            began = time.monotonic()
+            print(f"\n{run.label} ({run.src})")
+            run.servers = [
+                stack.enter_context(server(run.src, args.turn, args.ptime))
+                for _ in range(args.servers)
+            ]
+            for url, pid in run.servers:
+                create_agent(url, llm_url, args.stt)
+                print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up ...")
+                run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, turn model
+            run.spent += time.monotonic() - began
         for calls in steps:
-            remaining = args.budget - (time.monotonic() - started)
-            if remaining < args.seconds * (2 if single_p95 is None else 1) + ramp_for(calls) + 5:
-                print(f"  (time budget of {args.budget:.0f} s used up: stopped before N={calls})")
-                break
-            profile = None
-            if args.profile and not profiled and calls >= args.profile_calls and len(servers) == 1:
-                profile, profiled = profile_file, True
-            # The single call is the reference p95: give it more turns.
-            seconds = args.seconds * (2 if single_p95 is None else 1)
-            step = run_shared_step(servers, calls, seconds, args.period, profile, args.ptime)
-            figures = report(calls, step)
-            late = late_shares(step)[0]
-            p95 = figures.pct(0.95) if figures else float("inf")
-            if single_p95 is None:
-                single_p95 = p95
-            if profile is not None:
-                print(f"  py-spy, server, N={calls} (figures above taken under the sampler):")
-                for line in top_functions(profile):
-                    print("    " + line)
-            holds = (
-                late < LATE_LIMIT  # nan (no frame stamped) does not hold
-                and not step["missed"]
-                and not step["errors"]
-                and p95 <= single_p95 + P95_SLACK_MS
-            )
-            if holds and sustained == prev:
-                sustained = calls
-            elif not holds:
-                print(f"  N={calls} breaks the limits" + ("" if args.keep_going else ": stopping"))
-                if not args.keep_going:
-                    break
-            prev = calls
+            for run in runs:
+                if not run.stopped:
+                    began = time.monotonic()
+                    run_one_step(run, calls, args, profile_file, labelled=len(runs) > 1)
+                    run.spent += time.monotonic() - began
     if not args.profile_out:
         profile_file.unlink(missing_ok=True)
-    print(
-        f"  => largest N with < {LATE_LIMIT:.0%} late frames and reply p95 within "
-        f"{P95_SLACK_MS:.0f} ms of the single call's ({single_p95 or float('nan'):.0f} ms): "
-        f"{sustained}"
+    for run in runs:
+        print(
+            f"  {run.label}: => largest N with < {LATE_LIMIT:.0%} late frames and reply p95 "
+            f"within {P95_SLACK_MS:.0f} ms of the single call's "
+            f"({run.single_p95 or float('nan'):.0f} ms): {run.sustained}"
+        )
+
+
+def run_one_step(
+    run: Run, calls: int, args: argparse.Namespace, profile_file: Path, labelled: bool
+) -> None:
+    remaining = args.budget - run.spent
+    if remaining < args.seconds * (2 if run.single_p95 is None else 1) + ramp_for(calls) + 5:
+        print(
+            f"  {run.label}: time budget of {args.budget:.0f} s used up: stopped before N={calls}"
+        )
+        run.stopped = True
+        return
+    profile = None
+    if args.profile and not run.profiled and calls >= args.profile_calls and len(run.servers) == 1:
+        profile, run.profiled = profile_file, True
+    # The single call is the reference p95: give it more turns.
+    seconds = args.seconds * (2 if run.single_p95 is None else 1)
+    step = run_shared_step(run.servers, calls, seconds, args.period, profile, args.ptime)
+    if labelled:
+        print(f"  [{run.label}]")
+    figures = report(calls, step)
+    late = late_shares(step)[0]
+    p95 = figures.pct(0.95) if figures else float("inf")
+    if run.single_p95 is None:
+        run.single_p95 = p95
+    if profile is not None:
+        print(f"  py-spy, server, N={calls} (figures above taken under the sampler):")
+        for line in top_functions(profile):
+            print("    " + line)
+    holds = (
+        late < LATE_LIMIT  # nan (no frame stamped) does not hold
+        and not step["missed"]
+        and not step["errors"]
+        and p95 <= run.single_p95 + P95_SLACK_MS
     )
+    if holds and run.sustained == run.prev:
+        run.sustained = calls
+    elif not holds:
+        print(f"  N={calls} breaks the limits" + ("" if args.keep_going else ": stopping"))
+        run.stopped = not args.keep_going
+    run.prev = calls
 
 
 def main() -> None:
@@ -469,6 +508,12 @@ def main() -> None:
     p.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks in this file")
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
     p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="with --baseline: both builds' servers up at once, each step run for one then the"
+        " other (a slow spell of the machine then falls on both)",
+    )
+    p.add_argument(
         "--servers",
         type=int,
         default=1,
@@ -492,9 +537,12 @@ def main() -> None:
         f"callers in their own process; {args.servers} server process(es); "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
-    for label, src in builds(args):
-        print(f"\n{label} ({src})")
-        measure(src, args, steps)
+    runs = [Run(label, src) for label, src in builds(args)]
+    if args.interleave:
+        measure(runs, args, steps)
+    else:
+        for run in runs:
+            measure([run], args, steps)
 
 
 if __name__ == "__main__":
