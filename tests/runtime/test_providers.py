@@ -14,7 +14,12 @@ import pytest
 from agent_studio.calls.states import EndReason
 from agent_studio.provider_keys.catalog import all_providers
 from agent_studio.runtime import RuntimeDeps, openai_http
-from agent_studio.runtime.providers import CallProviders, ProviderError, registered
+from agent_studio.runtime.providers import (
+    GROQ_BASE_URL,
+    CallProviders,
+    ProviderError,
+    registered,
+)
 from agent_studio.runtime.spec import ProviderSpec
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.factories import add_provider_key
@@ -79,6 +84,11 @@ async def test_cloud_providers_are_built_with_the_key_given(provider_type: str, 
         assert seen == [resolved]
         found = _strings(instance)
         assert "sk-given-0123456789" in found
+        sdk = getattr(instance, "_client", None)
+        if name in ("openai", "openai-compatible", "groq"):  # over the call's one HTTP client
+            assert sdk._client._transport._pool._ssl_context is openai_http.tls_context()
+        if name == "groq":
+            assert str(sdk.base_url) == GROQ_BASE_URL + "/"
         assert "key-from-the-environment" not in found
         await providers.aclose()
 

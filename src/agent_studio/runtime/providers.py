@@ -27,6 +27,7 @@ KeyLookup = Callable[[Mapping[str, Any]], Awaitable[str | None]]
 # Sent to OpenAI-compatible servers that need no key: the OpenAI client would otherwise read
 # OPENAI_API_KEY from the environment and send it to a server it was not meant for.
 NO_KEY = "no-key"
+GROQ_BASE_URL = "https://api.groq.com/openai/v1"  # livekit's groq plugin's own default
 
 
 class ProviderError(Exception):
@@ -129,8 +130,11 @@ def _anthropic_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) ->
 def _groq_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import groq
 
+    key = _required(spec, key)
     return groq.LLM(
-        **_given(model=spec.model, temperature=spec.temperature), api_key=_required(spec, key)
+        **_given(model=spec.model, temperature=spec.temperature),
+        api_key=key,
+        client=_sdk(ctx, key, GROQ_BASE_URL),
     )
 
 
@@ -233,7 +237,10 @@ def _elevenlabs_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 def _openai_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
-    return openai.TTS(**_given(model=spec.model, voice=spec.voice), api_key=_required(spec, key))
+    key = _required(spec, key)
+    return openai.TTS(
+        **_given(model=spec.model, voice=spec.voice), api_key=key, client=_sdk(ctx, key, None)
+    )
 
 
 @register("tts", "deepgram")
