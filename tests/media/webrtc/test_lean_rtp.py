@@ -19,7 +19,7 @@ from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.lean_receive import GAP_SILENCE, LeanReceiver
+from agent_studio.media.embedded.webrtc.lean_receive import GAP_SILENCE, LeanReceiver, SilenceFill
 from agent_studio.media.embedded.webrtc.lean_rtp import SendClock
 from tests.fixtures.whip_client import ToneSource, WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
@@ -42,6 +42,7 @@ async def test_a_call_s_audio_flows_both_ways_either_path(
     webrtc.options = dataclasses.replace(webrtc.options, lean_rtp=lean)
     caller = WhipCaller(ToneSource(CALLER_TONE_HZ), lean_rtp=lean)
     clock = SendClock.of(asyncio.get_running_loop())
+    fill = SilenceFill.of(asyncio.get_running_loop())
     try:
         call = await new_call(live_client)
         call_id = uuid.UUID(call["call_id"])
@@ -55,9 +56,10 @@ async def test_a_call_s_audio_flows_both_ways_either_path(
         if lean:
             assert session.lean_receiver is not None and session.lean_receiver.packets > 40
             assert clock.streams == 2  # the server's stream and the caller's (one loop here)
+            assert fill.receivers == 1  # the server's receiver (the test caller installs none)
         else:
             assert session.lean_receiver is None
-            assert clock.streams == 0
+            assert clock.streams == 0 and fill.receivers == 0
 
         tail = agent_heard.samples()[-24000:]
         assert rms(tail) > 1000 and abs(dominant_frequency(tail) - CALLER_TONE_HZ) < 10
@@ -92,8 +94,8 @@ async def test_a_call_s_audio_flows_both_ways_either_path(
         await wait_until(lambda: caller.pc.connectionState == "closed", timeout=5)
     finally:
         await caller.close()
-    # The clock drops ended streams, and stops when it has none.
-    await wait_until(lambda: clock.streams == 0, timeout=2)
+    # The clock drops ended streams, and stops when it has none; the fill, ended receivers.
+    await wait_until(lambda: clock.streams == 0 and fill.receivers == 0, timeout=2)
 
 
 def test_a_loop_s_send_clock_goes_with_the_loop() -> None:

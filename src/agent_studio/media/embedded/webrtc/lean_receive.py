@@ -18,7 +18,13 @@ from aiortc.rtcrtpreceiver import StreamStatistics, TimestampMapper
 from aiortc.rtp import is_rtcp
 
 from agent_studio.media.embedded.webrtc.audio import InlineDecoding
-from agent_studio.media.embedded.webrtc.lean_rtp import DTLS, SEQ_TS_SSRC, TICK, PerLoop
+from agent_studio.media.embedded.webrtc.lean_rtp import (
+    DTLS,
+    SEQ_TS_SSRC,
+    TICK,
+    PerLoop,
+    run_each,
+)
 
 log = logging.getLogger(__name__)
 
@@ -272,14 +278,5 @@ class SilenceFill(PerLoop):
     async def _run(self) -> None:
         while self._receivers:
             await asyncio.sleep(TICK)
-            now = time.monotonic()
-            ended = []
-            for receiver in self._receivers:
-                try:
-                    if not receiver.fill(now):
-                        ended.append(receiver)
-                except Exception:
-                    log.exception("filling a quiet WebRTC caller's audio failed")
-                    ended.append(receiver)
-            for receiver in ended:
-                self._receivers.remove(receiver)
+            failure = "filling a quiet WebRTC caller's audio failed"
+            run_each(self._receivers, LeanReceiver.fill, failure, time.monotonic())

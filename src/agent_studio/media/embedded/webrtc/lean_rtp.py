@@ -34,7 +34,7 @@ import struct
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 import pylibsrtp
 from aioice import Connection
@@ -45,6 +45,8 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from agent_studio.media.embedded.webrtc.audio import SAMPLE_RATE, SourceTrack
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TICK = 0.020  # the shortest packet time: every stream's packets fall on this grid
 _NTP_EPOCH = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
@@ -178,6 +180,21 @@ class LeanSender:
             self._sendto(data)
 
 
+def run_each(items: list[T], step: Callable[..., bool], failure: str, *args: Any) -> None:
+    """`step(item, *args)` for each of `items`; the items it returns False for, or that raise
+    (logged with `failure`), are dropped from `items`."""
+    ended = []
+    for item in items:
+        try:
+            if not step(item, *args):
+                ended.append(item)
+        except Exception:
+            log.exception(failure)
+            ended.append(item)
+    for item in ended:
+        items.remove(item)
+
+
 class PerLoop:
     """One instance per event loop (`of(loop)`), holding no reference to its loop (the key)."""
 
@@ -222,16 +239,9 @@ class SendClock(PerLoop):
         while self._streams:
             now = loop.time()
             ntp = _ntp(time.time())
-            ended = []
-            for stream in self._streams:
-                try:
-                    if not stream.pump(now + 0.001, ntp):  # a wake-up a hair early counts
-                        ended.append(stream)
-                except Exception:
-                    log.exception("sending a WebRTC call's audio failed")
-                    ended.append(stream)
-            for stream in ended:
-                self._streams.remove(stream)
+            failure = "sending a WebRTC call's audio failed"
+            # a wake-up a hair early counts
+            run_each(self._streams, LeanSender.pump, failure, now + 0.001, ntp)
             self._tick += TICK
             delay = self._tick - loop.time()
             if delay < -TICK:  # the loop stalled: the streams catch up, the grid moves on
