@@ -65,3 +65,24 @@ def test_the_lean_rtp_path_can_be_turned_off(
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_LEAN_RTP", "sometimes")
     with pytest.raises(ValidationError, match="webrtc_lean_rtp"):
         make_settings(tmp_path, None)
+
+
+def test_webrtc_dtx_settings_reach_the_peers_and_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_studio.media.embedded.webrtc import options_from_settings
+
+    options = options_from_settings(make_settings(tmp_path, None))
+    assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (True, 1.0, True)
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_CALLER_DTX", "false")
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "2.5")
+    options = options_from_settings(make_settings(tmp_path, None))
+    assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 2.5, True)
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_AGENT_DTX", "false")
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "0")  # all of a pause
+    options = options_from_settings(make_settings(tmp_path, None))
+    assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 0, False)
+    for value in ("0.3", "-1", "600"):  # too short for the VAD to end a turn, or nonsense
+        monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", value)
+        with pytest.raises(ValidationError, match=r"the VAD needs 0\.55 s of silence"):
+            make_settings(tmp_path, None)

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+QUIET_FILL_MIN, QUIET_FILL_MAX = 0.8, 60.0  # webrtc_quiet_fill_seconds, when not 0
+
 
 class MediaMode(StrEnum):
     EMBEDDED = "embedded"
@@ -99,12 +101,25 @@ class Settings(BaseSettings):
     # The answer asks the caller not to send silence (`usedtx=1`; browsers honour it): its
     # pauses are heard as silence made by the server (with webrtc_lean_rtp only).
     webrtc_caller_dtx: bool = True
+    # Seconds of a quiet caller's pause the runtime hears as silence; after that it hears
+    # nothing until the caller's audio comes back (0: the whole pause).
+    webrtc_quiet_fill_seconds: float = 1.0
     # The agent's stream sends nothing while the agent is silent but a comfort-noise packet
     # every 400 ms (DTX, as browsers send; with webrtc_lean_rtp only).
     webrtc_agent_dtx: bool = True
     # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/lean_rtp.py);
     # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
     webrtc_lean_rtp: bool = True
+
+    @field_validator("webrtc_quiet_fill_seconds")
+    @classmethod
+    def _quiet_fill(cls, value: float) -> float:
+        if value != 0 and not QUIET_FILL_MIN <= value <= QUIET_FILL_MAX:
+            raise ValueError(
+                f"must be 0 (all of a pause) or from {QUIET_FILL_MIN:g} to {QUIET_FILL_MAX:g}"
+                " seconds: the VAD needs 0.55 s of silence to end a caller's turn"
+            )
+        return value
 
     @field_validator("webrtc_ptime_ms")
     @classmethod

@@ -148,9 +148,9 @@ async def call_from_the_page(
             assert lean is not None
 
             async def quiet() -> bool:
-                return lean.quiet_seconds >= 1.0
+                return lean.quiet_seconds >= 0.9  # a pause's first second is made (QUIET_FILL)
 
-            await until(quiet, "a second of the caller's silence heard while it sent nothing", page)
+            await until(quiet, "the caller's pause heard as silence while it sent nothing", page)
             print(f"\ncaller packets {lean.packets}, silence made {lean.quiet_seconds:.2f} s")
             heard = await page.evaluate("window.heard")
             timings = await page.evaluate("window.callPage.timings")

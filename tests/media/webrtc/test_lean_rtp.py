@@ -19,7 +19,13 @@ from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.lean_receive import GAP_SILENCE, LeanReceiver, SilenceFill
+from agent_studio.media.embedded.webrtc.lean_receive import (
+    GAP_SILENCE,
+    QUIET_FILL,
+    RESUME_PACKETS,
+    LeanReceiver,
+    SilenceFill,
+)
 from agent_studio.media.embedded.webrtc.lean_rtp import SendClock
 from tests.fixtures.whip_client import ToneSource, WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
@@ -135,7 +141,7 @@ def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
 
 
 def _lean(
-    rx: pylibsrtp.Session | None, hold: int = 2
+    rx: pylibsrtp.Session | None, hold: int = 2, quiet_fill: float = QUIET_FILL
 ) -> tuple[LeanReceiver, _Decoding, SimpleNamespace]:
     dtls = SimpleNamespace(
         _rx_srtp=rx, _RTCDtlsTransport__rx_packets=0, _RTCDtlsTransport__rx_bytes=0
@@ -150,6 +156,7 @@ def _lean(
         {OPUS.payloadType: OPUS},
         TimestampMapper(),
         hold,
+        quiet_fill,
     )
     return lean, decoding, dtls
 
@@ -268,6 +275,40 @@ def test_a_caller_that_stops_sending_is_heard_as_silence_after_a_while() -> None
     assert len(decoding.silences) == int((GAP_SILENCE + 0.001) / 0.02)
     decoding.stopped = True
     assert not lean.fill(start + 1.0)  # the receiver stopped: the fill lets it go
+
+
+def test_only_the_start_of_a_pause_is_heard_as_silence() -> None:
+    tx, rx = _srtp_pair()
+    lean, decoding, _ = _lean(rx, quiet_fill=0.1)
+    notice = b"\x78"
+
+    def pause(seq: int) -> float:
+        assert lean.take(tx.protect(_packet(seq, notice).serialize()))
+        assert lean._heard_at is not None
+        return lean._heard_at
+
+    _send(lean, tx, *range(6))  # speech
+    start = pause(6)
+    lean.fill(start + 1.0)
+    assert decoding.silences == [0.02] * 5  # the pause's first 0.1 s, then nothing
+    lean.fill(start + 2.0)
+    assert len(decoding.silences) == 5
+    # a quiet browser's comfort-noise packet and its notice: passed on, still the same pause
+    _send(lean, tx, 7)
+    again = pause(8)
+    lean.fill(again + 1.0)
+    assert len(decoding.silences) == 5
+    assert [data for _, data in decoding.frames][-2:] == [b"opus-7", notice]
+    # the caller speaks again: its next pause is heard from its start
+    _send(lean, tx, *range(9, 9 + RESUME_PACKETS))
+    later = pause(9 + RESUME_PACKETS)
+    lean.fill(later + 1.0)
+    assert len(decoding.silences) == 10 and lean.quiet_seconds == pytest.approx(0.2)
+    # without a bound, the whole pause is
+    whole, filled, _ = _lean(None, quiet_fill=0)
+    whole._heard_at = 0.0
+    whole.fill(3.0)
+    assert sum(filled.silences) == pytest.approx(3.0, abs=0.021)
 
 
 def test_the_lean_receiver_leaves_what_it_should_not_take() -> None:

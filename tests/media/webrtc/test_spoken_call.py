@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL
 from agent_studio.runtime.speech.pcm import resample
 from agent_studio.runtime.speech.whisper import bundled_model_path
 from tests.fakes.openai_server import FakeOpenAI
@@ -133,16 +134,19 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     assert {"hello", "today"} <= words(heard_greeting), heard_greeting
 
     # The answer asked for DTX: the caller, silent so far, sends (nearly) nothing; the server
-    # hears that silence made up, and its VAD ends the caller's turn with it below.
+    # hears the start of that pause as silence it makes (its VAD ends the caller's turn with
+    # it below), and then nothing until the caller's audio comes back.
     assert caller.track is not None and caller.track.dtx
     session = app.state.context.webrtc.get(uuid.UUID(call_id))
     assert session is not None and session.lean_receiver is not None
-    assert session.lean_receiver.quiet_seconds > 1.0
+    lean = session.lean_receiver
+    assert lean.quiet_seconds == pytest.approx(QUIET_FILL, abs=0.03)
     # ...and the agent, silent since its greeting, sends next to nothing either: a comfort-noise
     # packet (and a notice) every 400 ms instead of 50 packets a second.
     before = await packets_heard(caller)
     await asyncio.sleep(1.0)
     assert await packets_heard(caller) - before <= 8
+    assert lean.quiet_seconds == pytest.approx(QUIET_FILL, abs=0.03)  # heard nothing more
 
     # The caller answers; the agent hears it and says the scripted reply.
     before = len(caller.heard.samples())
@@ -152,6 +156,8 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     assert {"pancakes", "breakfast"} <= words(request.last_user_text or "")
     await said_by_agent(live_client, call_id, 2)
     await wait_until(lambda: finished_speaking(caller.heard.samples(), before), timeout=10)
+    # the pause after the caller spoke was a new one: its start heard as silence again
+    assert lean.quiet_seconds == pytest.approx(2 * QUIET_FILL, abs=0.05)
 
     transcript = (await live_client.get(f"/api/v1/calls/{call_id}/transcript")).json()
     said = [(e["role"], e["content"]) for e in transcript if e["role"] != "system"]

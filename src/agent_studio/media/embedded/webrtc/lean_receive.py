@@ -29,6 +29,8 @@ from agent_studio.media.embedded.webrtc.lean_rtp import (
 log = logging.getLogger(__name__)
 
 GAP_SILENCE = 0.25  # seconds without a packet (and no DTX notice) before a caller is quiet
+QUIET_FILL = 1.0  # seconds of a pause heard as silence; after that, nothing until sound returns
+RESUME_PACKETS = 5  # packets of audio in a row that end a pause (a comfort-noise update is one)
 _REORDER_SPAN = 64  # packets ahead of the expected one still taken as reordered
 _RECEIVER = "_RTCRtpReceiver__"
 
@@ -57,7 +59,11 @@ class LeanReceiver:
     sends once on entering DTX, answered `usedtx=1`), or sent nothing for `GAP_SILENCE`
     seconds, is heard as silence (`InlineDecoding.silence`) frame by frame in real time from
     the loop's `SilenceFill`, until its audio comes back: the VAD then sees the pause as it
-    happens and ends the caller's turn on time.
+    happens and ends the caller's turn on time. Only the first `quiet_fill` seconds of a pause
+    are made (0: all of it): by then the VAD has ended the turn, and the rest would only be
+    silence for the runtime to listen to. A pause lasts until `RESUME_PACKETS` packets of
+    audio come in a row: the lone comfort-noise packet a quiet browser sends every 400 ms is
+    passed on as it is, and does not start a new pause's silence.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class LeanReceiver:
         codecs: dict[int, Any],
         mapper: TimestampMapper,
         hold: int = 2,
+        quiet_fill: float = QUIET_FILL,
     ) -> None:
         self._receiver = receiver
         self._dtls: Any = receiver.transport
@@ -82,6 +89,9 @@ class LeanReceiver:
         self._held: dict[int, tuple[_Packet, Any]] = {}
         self._heard_at: float | None = None  # when the caller's audio so far was due
         self._quiet = False
+        self._quiet_fill = max(0.0, quiet_fill)
+        self._flowing = 0  # packets of audio in a row since the last pause
+        self._pause_filled = 0.0  # silence made in this pause so far
         self.packets = 0  # taken here (the rest went aiortc's way)
         self.lost = 0
         self.late = 0
@@ -89,7 +99,11 @@ class LeanReceiver:
 
     @classmethod
     def install(
-        cls, receiver: RTCRtpReceiver, decoding: InlineDecoding, hold: int = 2
+        cls,
+        receiver: RTCRtpReceiver,
+        decoding: InlineDecoding,
+        hold: int = 2,
+        quiet_fill: float = QUIET_FILL,
     ) -> LeanReceiver | None:
         """Take `receiver`'s RTP off aiortc's path (after `InlineDecoding.install`); None, and
         nothing changed, when aiortc is not the one this was written for. What aiortc's jitter
@@ -124,6 +138,7 @@ class LeanReceiver:
             parts["codecs"],
             parts["timestamp_mapper"],
             hold,
+            quiet_fill,
         )
         lean._drain(jitter)
         for protocol in connection._protocols:
@@ -232,7 +247,11 @@ class LeanReceiver:
         self._next = (packet.sequence_number + 1) & 0xFFFF
         data = packet._data
         # libwebrtc sends one packet of no audio on entering DTX (the Opus TOC byte alone)
-        self._quiet = len(data) <= 2
+        if len(data) <= 2:
+            self._pause()
+        else:
+            self._quiet = False
+            self._flowing += 1
         self._heard_at = time.monotonic()
         frame = JitterFrame(data, self._mapper.map(packet.timestamp))
         self._decoding.put((codec, frame))
@@ -249,13 +268,24 @@ class LeanReceiver:
         if not self._quiet:
             if now - heard < GAP_SILENCE:
                 return True
-            self._quiet = True  # nothing came for a while: heard as silence until it does
+            self._pause()  # nothing came for a while: heard as silence until it does
+        limit = self._quiet_fill
         while heard + period <= now:
+            if limit and self._pause_filled >= limit - 1e-9:
+                break  # heard enough of this pause: nothing more until sound returns
             self._decoding.silence(period)
             self.quiet_seconds += period
+            self._pause_filled += period
             heard += period
         self._heard_at = heard
         return True
+
+    def _pause(self) -> None:
+        """The caller went quiet: a new pause if its audio flowed since the last one."""
+        if self._flowing >= RESUME_PACKETS:
+            self._pause_filled = 0.0
+        self._flowing = 0
+        self._quiet = True
 
 
 class SilenceFill(PerLoop):

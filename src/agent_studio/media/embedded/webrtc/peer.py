@@ -66,6 +66,9 @@ class WebRTCOptions:
     """Ask the caller not to send silence (`usedtx=1` in the answer; browsers honour it): its
     pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
     `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
+    quiet_fill_seconds: float = 1.0
+    """Of a quiet caller's pause, the seconds heard as silence (0: all of it); then nothing
+    until its audio comes back (`LeanReceiver`)."""
     agent_dtx: bool = True
     """Send nothing while the agent is silent but a notice and a comfort-noise packet every
     400 ms, as libwebrtc's senders do with DTX (browsers' and LiveKit's receivers take it)."""
@@ -305,7 +308,10 @@ class WebRTCSession:
             if self._options.lean_rtp and self.inline_decoding is not None:
                 # The caller's sockets exist now (gathered after the track was announced).
                 self.lean_receiver = LeanReceiver.install(
-                    self._receiver, self.inline_decoding, self._options.jitter_packets
+                    self._receiver,
+                    self.inline_decoding,
+                    self._options.jitter_packets,
+                    self._options.quiet_fill_seconds,
                 )
         self._to_sink(pcm, sample_rate)
 

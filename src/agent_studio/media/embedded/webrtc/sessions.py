@@ -47,6 +47,7 @@ def options_from_settings(settings: Settings) -> WebRTCOptions:
         settings.webrtc_jitter_packets,
         settings.webrtc_lean_rtp,
         settings.webrtc_caller_dtx,
+        settings.webrtc_quiet_fill_seconds,
         settings.webrtc_agent_dtx,
     )
 
