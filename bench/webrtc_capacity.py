@@ -33,7 +33,7 @@ A step holds when late frames < 1 %, no reply went missing, and the reply p95 is
 the time budget runs out. The capacity printed is the largest N that held.
 
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
-        [--seconds 20] [--period 5] [--budget 150] [--keep-going]
+        [--seconds 20] [--period 5] [--budget 240] [--reference-replies 20] [--keep-going]
         [--stt cloud|local] [--turn model|vad] [--ptime 20|40|60] [--profile [--profile-calls 8]]
         [--baseline OTHER/src [--interleave]] [--servers 1]
 
@@ -54,8 +54,12 @@ functions. It samples only the thread holding the GIL (`--gil`: the Python hot p
 work with the GIL released, Whisper's CTranslate2 and onnxruntime, is not seen) without pausing
 the server (`--nonblocking`); that step's figures are still taken under the sampler.
 
-The single-call step runs twice `--seconds` (it is the reference p95). The first reply of a
-fresh server (model loading) is taken by an unreported warm-up call.
+The single-call step is the reference p95: it runs long enough for `--reference-replies`
+replies (20: a p95 over 7 replies falls between their two slowest, about the 84th percentile
+on average, which made the limit tighter than the issue's "within 100 ms of a single call's
+p95"; one build, two runs here: 7 replies gave 1061 ms, 39 gave 1080 ms, median 1021), or
+twice `--seconds` if that is longer (`--quick`: twice `--seconds`). The first reply of a fresh
+server (model loading) is taken by an unreported warm-up call.
 """
 
 from __future__ import annotations
@@ -443,11 +447,18 @@ def measure(runs: list[Run], args: argparse.Namespace, steps: list[int]) -> None
         )
 
 
+def reference_seconds(args: argparse.Namespace) -> float:
+    """How long the single-call step runs: `--reference-replies` turns, at least 2 steps."""
+    return max(2 * args.seconds, (args.reference_replies + 1) * args.period)
+
+
 def run_one_step(
     run: Run, calls: int, args: argparse.Namespace, profile_file: Path, labelled: bool
 ) -> None:
     remaining = args.budget - run.spent
-    if remaining < args.seconds * (2 if run.single_p95 is None else 1) + ramp_for(calls) + 5:
+    # The single call is the reference p95: give it more turns.
+    seconds = reference_seconds(args) if run.single_p95 is None else args.seconds
+    if remaining < seconds + ramp_for(calls) + 5:
         print(
             f"  {run.label}: time budget of {args.budget:.0f} s used up: stopped before N={calls}"
         )
@@ -456,8 +467,6 @@ def run_one_step(
     profile = None
     if args.profile and not run.profiled and calls >= args.profile_calls and len(run.servers) == 1:
         profile, run.profiled = profile_file, True
-    # The single call is the reference p95: give it more turns.
-    seconds = args.seconds * (2 if run.single_p95 is None else 1)
     step = run_shared_step(run.servers, calls, seconds, args.period, profile, args.ptime)
     if labelled:
         print(f"  [{run.label}]")
@@ -489,7 +498,13 @@ def main() -> None:
     p.add_argument("--steps", default="1,5,10,20,30,50")
     p.add_argument("--seconds", type=float, default=20.0, help="length of a step")
     p.add_argument("--period", type=float, default=5.0, help="seconds between a caller's turns")
-    p.add_argument("--budget", type=float, default=150.0, help="seconds per build, at most")
+    p.add_argument("--budget", type=float, default=240.0, help="seconds per build, at most")
+    p.add_argument(
+        "--reference-replies",
+        type=int,
+        default=20,
+        help="replies the single-call step (the reference p95) runs for, at least",
+    )
     p.add_argument("--quick", action="store_true", help="steps 1,4,8 of 15 s")
     p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
     p.add_argument("--stt", choices=("cloud", "local"), default="cloud")
@@ -521,7 +536,7 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.quick:
-        args.steps, args.seconds = "1,4,8", 15.0
+        args.steps, args.seconds, args.reference_replies = "1,4,8", 15.0, 0
     if args.profile and not (
         shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists()
     ):
