@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     # The answer asks the caller not to send silence (`usedtx=1`; browsers honour it): its
     # pauses are heard as silence made by the server (with webrtc_lean_rtp only).
     webrtc_caller_dtx: bool = True
-    # Seconds of a quiet caller's pause the runtime hears as silence; after that it hears
-    # nothing until the caller's audio comes back (0: the whole pause).
+    # Seconds of a quiet caller's pause the runtime hears as silence at most (less once its
+    # VAD has ended the caller's turn); then nothing until the caller's audio comes back
+    # (0: no cap).
     webrtc_quiet_fill_seconds: float = 1.0
     # The agent's stream sends nothing while the agent is silent but a comfort-noise packet
     # every 400 ms (DTX, as browsers send; with webrtc_lean_rtp only).

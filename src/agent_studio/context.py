@@ -75,7 +75,12 @@ class AppContext:
         frame_ms = max(40, session.ptime_ms)
         caller = TransportAudioInput(sample_rate=16000, frame_ms=frame_ms, label="webrtc")
         agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
-        session.attach(sink=caller.push_frame, source=agent, sink_rate=caller.sample_rate)
+        session.attach(
+            sink=caller.push_frame,
+            source=agent,
+            sink_rate=caller.sample_rate,
+            speaking=lambda: caller.caller_speaking,
+        )
 
         async def close_peer(_: EndReason) -> None:
             caller.close()

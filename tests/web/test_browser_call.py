@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FLOOR
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.factories import create_agent
 from tests.fixtures.live_server import LiveServer
@@ -148,7 +149,7 @@ async def call_from_the_page(
             assert lean is not None
 
             async def quiet() -> bool:
-                return lean.quiet_seconds >= 0.9  # a pause's first second is made (QUIET_FILL)
+                return lean.quiet_seconds >= QUIET_FLOOR - 0.01  # made for a pause, at least
 
             await until(quiet, "the caller's pause heard as silence while it sent nothing", page)
             print(f"\ncaller packets {lean.packets}, silence made {lean.quiet_seconds:.2f} s")

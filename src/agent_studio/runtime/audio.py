@@ -47,6 +47,9 @@ class TransportAudioInput(io.AudioInput):
         # A resampler holds back a little of the first push: a frame that short is complete.
         self._enough = max(1, self.frame_samples - sample_rate * _RESAMPLER_SLACK_MS // 1000)
         self.dropped_frames = 0
+        # Set by the runtime from the session's user state: whether its VAD has the caller in
+        # a turn. A transport that makes up silence for a quiet caller stops once it has not.
+        self.caller_speaking = False
         self._queue: deque[tuple[Pcm, int, int]] = deque(maxlen=max_queued_frames)
         self._queued = 0.0  # seconds of audio in the queue
         self._needed = 0.0  # seconds the waiting reader needs before it is worth waking

@@ -18,6 +18,7 @@ from livekit.agents.voice import SpeechHandle
 
 from agent_studio.calls.states import EndReason
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
+from agent_studio.runtime.audio import TransportAudioInput
 from agent_studio.runtime.options import Activation, EndHook, RuntimeDeps, RuntimeOptions
 from agent_studio.runtime.providers import CallProviders, ProviderError
 from agent_studio.runtime.recorder import CallRecorder, CallWriter
@@ -308,6 +309,9 @@ class CallRunner:
             self._wake.set()
 
     def _on_user_state(self, event: Any) -> None:
+        audio_input = self._audio[0]
+        if isinstance(audio_input, TransportAudioInput):
+            audio_input.caller_speaking = event.new_state == "speaking"
         if self._clock is not None:
             self._clock.user_state(event.new_state)
             self._wake.set()

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import uuid
 import weakref
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +23,7 @@ from agent_studio.media.embedded.webrtc import WebRTCCalls
 from agent_studio.media.embedded.webrtc.lean_receive import (
     GAP_SILENCE,
     QUIET_FILL,
+    QUIET_FLOOR,
     RESUME_PACKETS,
     LeanReceiver,
     SilenceFill,
@@ -141,7 +143,10 @@ def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
 
 
 def _lean(
-    rx: pylibsrtp.Session | None, hold: int = 2, quiet_fill: float = QUIET_FILL
+    rx: pylibsrtp.Session | None,
+    hold: int = 2,
+    quiet_fill: float = QUIET_FILL,
+    speaking: Callable[[], bool] | None = None,
 ) -> tuple[LeanReceiver, _Decoding, SimpleNamespace]:
     dtls = SimpleNamespace(
         _rx_srtp=rx, _RTCDtlsTransport__rx_packets=0, _RTCDtlsTransport__rx_bytes=0
@@ -157,6 +162,7 @@ def _lean(
         TimestampMapper(),
         hold,
         quiet_fill,
+        speaking,
     )
     return lean, decoding, dtls
 
@@ -309,6 +315,34 @@ def test_only_the_start_of_a_pause_is_heard_as_silence() -> None:
     whole._heard_at = 0.0
     whole.fill(3.0)
     assert sum(filled.silences) == pytest.approx(3.0, abs=0.021)
+
+
+def test_a_pause_is_heard_until_the_runtime_has_ended_the_caller_s_turn() -> None:
+    tx, rx = _srtp_pair()
+    in_turn = [True]
+    lean, decoding, _ = _lean(rx, quiet_fill=1.0, speaking=lambda: in_turn[0])
+    _send(lean, tx, *range(RESUME_PACKETS))  # speech: the runtime's VAD has a turn under way
+    assert lean.take(tx.protect(_packet(RESUME_PACKETS, b"\x78").serialize()))  # the notice
+    start = lean._heard_at
+    assert start is not None
+    lean.fill(start + 0.5)
+    assert sum(decoding.silences) == pytest.approx(0.5)  # past QUIET_FLOOR: still in the turn
+    in_turn[0] = False  # the VAD ended the turn
+    lean.fill(start + 2.0)
+    assert sum(decoding.silences) == pytest.approx(0.5)  # nothing more is made
+    # a pause with no turn under way: QUIET_FLOOR of silence, in case the VAD is behind
+    _send(lean, tx, *range(RESUME_PACKETS + 1, 2 * RESUME_PACKETS + 1))
+    assert lean.take(tx.protect(_packet(2 * RESUME_PACKETS + 1, b"\x78").serialize()))
+    again = lean._heard_at
+    assert again is not None
+    lean.fill(again + 0.15)
+    in_turn[0] = True  # ...its START came late: the pause goes on being heard, from where it was
+    lean.fill(again + 0.4)
+    assert sum(decoding.silences) == pytest.approx(0.9)
+    in_turn[0] = False
+    lean.fill(again + 1.0)
+    assert sum(decoding.silences) == pytest.approx(0.9)
+    assert QUIET_FLOOR < 0.4
 
 
 def test_the_lean_receiver_leaves_what_it_should_not_take() -> None:

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL
+from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL, QUIET_FLOOR
 from agent_studio.runtime.speech.pcm import resample
 from agent_studio.runtime.speech.whisper import bundled_model_path
 from tests.fakes.openai_server import FakeOpenAI
@@ -134,30 +134,36 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     assert {"hello", "today"} <= words(heard_greeting), heard_greeting
 
     # The answer asked for DTX: the caller, silent so far, sends (nearly) nothing; the server
-    # hears the start of that pause as silence it makes (its VAD ends the caller's turn with
-    # it below), and then nothing until the caller's audio comes back.
+    # hears the start of a pause as silence it makes (its VAD ends the caller's turn with it
+    # below), and then nothing until the caller's audio comes back.
     assert caller.track is not None and caller.track.dtx
     session = app.state.context.webrtc.get(uuid.UUID(call_id))
     assert session is not None and session.lean_receiver is not None
     lean = session.lean_receiver
-    assert lean.quiet_seconds == pytest.approx(QUIET_FILL, abs=0.03)
+    # the caller has not spoken: its runtime has no turn under way, so only the least is made
+    assert not session.caller_speaking()
+    assert lean.quiet_seconds == pytest.approx(QUIET_FLOOR, abs=0.03)
     # ...and the agent, silent since its greeting, sends next to nothing either: a comfort-noise
     # packet (and a notice) every 400 ms instead of 50 packets a second.
     before = await packets_heard(caller)
     await asyncio.sleep(1.0)
     assert await packets_heard(caller) - before <= 8
-    assert lean.quiet_seconds == pytest.approx(QUIET_FILL, abs=0.03)  # heard nothing more
+    assert lean.quiet_seconds == pytest.approx(QUIET_FLOOR, abs=0.03)  # heard nothing more
 
     # The caller answers; the agent hears it and says the scripted reply.
     before = len(caller.heard.samples())
     voice.say(utterance_pcm(SPOKEN, RATE))
+    await wait_until(session.caller_speaking, timeout=5)  # the runtime says: in a turn
+    before_pause = lean.quiet_seconds
     await wait_until(lambda: not voice.speaking, timeout=10)
+    await wait_until(lambda: not session.caller_speaking(), timeout=5)  # ...and its end
     request = await fake_llm.wait_for_request(0, timeout=20)
     assert {"pancakes", "breakfast"} <= words(request.last_user_text or "")
     await said_by_agent(live_client, call_id, 2)
     await wait_until(lambda: finished_speaking(caller.heard.samples(), before), timeout=10)
-    # the pause after the caller spoke was a new one: its start heard as silence again
-    assert lean.quiet_seconds == pytest.approx(2 * QUIET_FILL, abs=0.05)
+    # the pause after the caller spoke was heard as silence until the VAD ended the turn
+    pause = lean.quiet_seconds - before_pause
+    assert QUIET_FLOOR - 0.03 <= pause <= QUIET_FILL + 0.03, pause
 
     transcript = (await live_client.get(f"/api/v1/calls/{call_id}/transcript")).json()
     said = [(e["role"], e["content"]) for e in transcript if e["role"] != "system"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
@@ -29,7 +30,8 @@ from agent_studio.media.embedded.webrtc.lean_rtp import (
 log = logging.getLogger(__name__)
 
 GAP_SILENCE = 0.25  # seconds without a packet (and no DTX notice) before a caller is quiet
-QUIET_FILL = 1.0  # seconds of a pause heard as silence; after that, nothing until sound returns
+QUIET_FILL = 1.0  # seconds of a pause heard as silence at most; then nothing until sound returns
+QUIET_FLOOR = 0.3  # seconds of a pause heard as silence at least, whatever the runtime says
 RESUME_PACKETS = 5  # packets of audio in a row that end a pause (a comfort-noise update is one)
 _REORDER_SPAN = 64  # packets ahead of the expected one still taken as reordered
 _RECEIVER = "_RTCRtpReceiver__"
@@ -59,11 +61,13 @@ class LeanReceiver:
     sends once on entering DTX, answered `usedtx=1`), or sent nothing for `GAP_SILENCE`
     seconds, is heard as silence (`InlineDecoding.silence`) frame by frame in real time from
     the loop's `SilenceFill`, until its audio comes back: the VAD then sees the pause as it
-    happens and ends the caller's turn on time. Only the first `quiet_fill` seconds of a pause
-    are made (0: all of it): by then the VAD has ended the turn, and the rest would only be
-    silence for the runtime to listen to. A pause lasts until `RESUME_PACKETS` packets of
-    audio come in a row: the lone comfort-noise packet a quiet browser sends every 400 ms is
-    passed on as it is, and does not start a new pause's silence.
+    happens and ends the caller's turn on time. Only the start of a pause is made: once
+    `speaking()` (the runtime: whether its VAD still has the caller in a turn) is False and
+    `QUIET_FLOOR` seconds were made, or after `quiet_fill` seconds in any case (0: no cap),
+    the runtime hears nothing more until the caller's audio comes back; the rest would only
+    be silence for it to listen to. A pause lasts until `RESUME_PACKETS` packets of audio come
+    in a row: the lone comfort-noise packet a quiet browser sends every 400 ms is passed on as
+    it is, and does not start a new pause's silence.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class LeanReceiver:
         mapper: TimestampMapper,
         hold: int = 2,
         quiet_fill: float = QUIET_FILL,
+        speaking: Callable[[], bool] | None = None,
     ) -> None:
         self._receiver = receiver
         self._dtls: Any = receiver.transport
@@ -90,6 +95,7 @@ class LeanReceiver:
         self._heard_at: float | None = None  # when the caller's audio so far was due
         self._quiet = False
         self._quiet_fill = max(0.0, quiet_fill)
+        self._speaking = speaking or _always
         self._flowing = 0  # packets of audio in a row since the last pause
         self._pause_filled = 0.0  # silence made in this pause so far
         self.packets = 0  # taken here (the rest went aiortc's way)
@@ -104,6 +110,7 @@ class LeanReceiver:
         decoding: InlineDecoding,
         hold: int = 2,
         quiet_fill: float = QUIET_FILL,
+        speaking: Callable[[], bool] | None = None,
     ) -> LeanReceiver | None:
         """Take `receiver`'s RTP off aiortc's path (after `InlineDecoding.install`); None, and
         nothing changed, when aiortc is not the one this was written for. What aiortc's jitter
@@ -139,6 +146,7 @@ class LeanReceiver:
             parts["timestamp_mapper"],
             hold,
             quiet_fill,
+            speaking,
         )
         lean._drain(jitter)
         for protocol in connection._protocols:
@@ -271,7 +279,8 @@ class LeanReceiver:
             self._pause()  # nothing came for a while: heard as silence until it does
         limit = self._quiet_fill
         while heard + period <= now:
-            if limit and self._pause_filled >= limit - 1e-9:
+            filled = self._pause_filled + 1e-9
+            if (limit and filled >= limit) or (filled >= QUIET_FLOOR and not self._speaking()):
                 break  # heard enough of this pause: nothing more until sound returns
             self._decoding.silence(period)
             self.quiet_seconds += period
@@ -286,6 +295,10 @@ class LeanReceiver:
             self._pause_filled = 0.0
         self._flowing = 0
         self._quiet = True
+
+
+def _always() -> bool:
+    return True
 
 
 class SilenceFill(PerLoop):

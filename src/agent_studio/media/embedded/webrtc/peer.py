@@ -67,8 +67,8 @@ class WebRTCOptions:
     pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
     `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
     quiet_fill_seconds: float = 1.0
-    """Of a quiet caller's pause, the seconds heard as silence (0: all of it); then nothing
-    until its audio comes back (`LeanReceiver`)."""
+    """Of a quiet caller's pause, the most heard as silence (0: no cap; less once the runtime
+    has ended the caller's turn); then nothing until its audio comes back (`LeanReceiver`)."""
     agent_dtx: bool = True
     """Send nothing while the agent is silent but a notice and a comfort-noise packet every
     400 ms, as libwebrtc's senders do with DTX (browsers' and LiveKit's receivers take it)."""
@@ -134,6 +134,7 @@ class WebRTCSession:
         self._on_active = on_active
         self._on_closed = on_closed
         self._end_call: CallEnder | None = None
+        self._speaking: Callable[[], bool] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._receiving = False
         self._heard = False
@@ -157,10 +158,13 @@ class WebRTCSession:
         source: AudioSource | None = None,
         end_call: CallEnder | None = None,
         sink_rate: int = SAMPLE_RATE,
+        speaking: Callable[[], bool] | None = None,
     ) -> None:
         """Connect the runtime: `sink` gets the caller's audio (at `sink_rate`, one of Opus's
         rates, when decoded here), `source` feeds the reply, and endings the media sees
-        (hang-up, lost media) go to `end_call(reason, error)`."""
+        (hang-up, lost media) go to `end_call(reason, error)`. `speaking()`: whether the
+        runtime has the caller in a turn (its VAD heard speech and not yet its end): the
+        silence made for a quiet caller stops sooner once it has not (`LeanReceiver`)."""
         if sink is not None:
             if sink_rate not in RATES:
                 raise ValueError(f"sink_rate must be one of {RATES}")
@@ -169,6 +173,8 @@ class WebRTCSession:
             self.outgoing.source = source
         if end_call is not None:
             self._end_call = end_call
+        if speaking is not None:
+            self._speaking = speaking
 
     async def negotiate(self, offer: str) -> str:
         """Answer the caller's offer (its candidates gathered, no trickle). Raises BadOffer."""
@@ -312,8 +318,13 @@ class WebRTCSession:
                     self.inline_decoding,
                     self._options.jitter_packets,
                     self._options.quiet_fill_seconds,
+                    self.caller_speaking,
                 )
         self._to_sink(pcm, sample_rate)
+
+    def caller_speaking(self) -> bool:
+        """The runtime's view (True until a runtime attaches: it may need the silence)."""
+        return self._speaking is None or self._speaking()
 
     def _on_silence(self, pcm: bytes, sample_rate: int) -> None:
         """Silence in place of audio a quiet caller did not send (not media: the watch for
