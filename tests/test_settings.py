@@ -79,7 +79,7 @@ def test_webrtc_dtx_settings_reach_the_peers_and_are_checked(
     options = options_from_settings(make_settings(tmp_path, None))
     assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 2.5, True)
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_AGENT_DTX", "false")
-    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "0")  # all of a pause
+    monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "0")  # no cap
     options = options_from_settings(make_settings(tmp_path, None))
     assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 0, False)
     for value in ("0.3", "-1", "600"):  # too short for the VAD to end a turn, or nonsense

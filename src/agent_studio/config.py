@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     def _quiet_fill(cls, value: float) -> float:
         if value != 0 and not QUIET_FILL_MIN <= value <= QUIET_FILL_MAX:
             raise ValueError(
-                f"must be 0 (all of a pause) or from {QUIET_FILL_MIN:g} to {QUIET_FILL_MAX:g}"
+                f"must be 0 (no cap) or from {QUIET_FILL_MIN:g} to {QUIET_FILL_MAX:g}"
                 " seconds: the VAD needs 0.55 s of silence to end a caller's turn"
             )
         return value

@@ -40,7 +40,7 @@ from agent_studio.media.embedded.webrtc.audio import (
     discard,
 )
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
-from agent_studio.media.embedded.webrtc.lean_receive import LeanReceiver
+from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL, LeanReceiver
 from agent_studio.media.embedded.webrtc.lean_rtp import LeanSender
 from agent_studio.media.embedded.webrtc.opus import LOW_DELAY, RATES
 from agent_studio.media.embedded.webrtc.sdp import with_opus_params, with_ptime
@@ -66,7 +66,7 @@ class WebRTCOptions:
     """Ask the caller not to send silence (`usedtx=1` in the answer; browsers honour it): its
     pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
     `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
-    quiet_fill_seconds: float = 1.0
+    quiet_fill_seconds: float = QUIET_FILL
     """Of a quiet caller's pause, the most heard as silence (0: no cap; less once the runtime
     has ended the caller's turn); then nothing until its audio comes back (`LeanReceiver`)."""
     agent_dtx: bool = True
