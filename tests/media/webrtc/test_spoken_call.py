@@ -140,15 +140,17 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     session = app.state.context.webrtc.get(uuid.UUID(call_id))
     assert session is not None and session.lean_receiver is not None
     lean = session.lean_receiver
-    # the caller has not spoken: its runtime has no turn under way, so only the least is made
+    # the caller has not spoken: its runtime has no turn under way, so the least is made, not
+    # the most (the start of the call may count as two pauses: packets come in a burst there)
     assert not session.caller_speaking()
-    assert lean.quiet_seconds == pytest.approx(QUIET_FLOOR, abs=0.03)
+    made = lean.quiet_seconds
+    assert QUIET_FLOOR - 0.03 <= made < QUIET_FILL, made
     # ...and the agent, silent since its greeting, sends next to nothing either: a comfort-noise
     # packet (and a notice) every 400 ms instead of 50 packets a second.
     before = await packets_heard(caller)
     await asyncio.sleep(1.0)
     assert await packets_heard(caller) - before <= 8
-    assert lean.quiet_seconds == pytest.approx(QUIET_FLOOR, abs=0.03)  # heard nothing more
+    assert lean.quiet_seconds == made  # heard nothing more
 
     # The caller answers; the agent hears it and says the scripted reply.
     before = len(caller.heard.samples())

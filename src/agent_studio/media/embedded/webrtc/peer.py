@@ -323,8 +323,11 @@ class WebRTCSession:
         self._to_sink(pcm, sample_rate)
 
     def caller_speaking(self) -> bool:
-        """The runtime's view (True until a runtime attaches: it may need the silence)."""
-        return self._speaking is None or self._speaking()
+        """The runtime's view, when it gave one; else whether anyone listens (a sink that
+        cannot say may need the silence, the `discard` of a call not yet attached does not)."""
+        if self._speaking is not None:
+            return self._speaking()
+        return self.sink is not discard
 
     def _on_silence(self, pcm: bytes, sample_rate: int) -> None:
         """Silence in place of audio a quiet caller did not send (not media: the watch for
