@@ -34,7 +34,7 @@ from aiortc import MediaStreamTrack
 from tests.fixtures.whip_client import WhipCaller
 
 from agent_studio.media.embedded.webrtc.audio import InlineDecoding, SourceTrack
-from agent_studio.media.embedded.webrtc.lean_receive import LeanReceiver
+from agent_studio.media.embedded.webrtc.fastpath.receive import LeanReceiver
 
 RATE = 48000
 FRAME_SAMPLES = 960

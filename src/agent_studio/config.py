@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     # The agent's stream sends nothing while the agent is silent but a comfort-noise packet
     # every 400 ms (DTX, as browsers send; with webrtc_lean_rtp only).
     webrtc_agent_dtx: bool = True
-    # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/lean_rtp.py);
+    # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/fastpath/send.py);
     # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
     webrtc_lean_rtp: bool = True
 

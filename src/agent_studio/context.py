@@ -15,7 +15,7 @@ from agent_studio.hosting import CallHost
 from agent_studio.media.base import MediaBackend
 from agent_studio.media.embedded import EmbeddedBackend
 from agent_studio.media.embedded.telephony import Telephony
-from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession, options_from_settings
+from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCPeer, options_from_settings
 from agent_studio.media.factory import create_media_backend
 from agent_studio.runtime import RuntimeOptions
 from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
@@ -69,7 +69,7 @@ class AppContext:
             context.media.webrtc = context.webrtc
         return context
 
-    async def _run_webrtc_call(self, session: WebRTCSession) -> None:
+    async def _run_webrtc_call(self, session: WebRTCPeer) -> None:
         """A browser's audio is flowing: run the call's session on it."""
         # 40 ms frames into the session at least (docs/speech-and-audio.md), or the packet's.
         frame_ms = max(40, session.ptime_ms)

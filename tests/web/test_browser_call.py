@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FLOOR
+from agent_studio.media.embedded.webrtc.fastpath.receive import QUIET_FLOOR
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.factories import create_agent
 from tests.fixtures.live_server import LiveServer

@@ -12,7 +12,7 @@ from agent_studio.runtime.options import (
     RuntimeOptions,
 )
 from agent_studio.runtime.providers import KeyLookup, ProviderError, database_key_lookup
-from agent_studio.runtime.session import CallRunner, run_call
+from agent_studio.runtime.runner import CallRunner, run_call
 from agent_studio.runtime.spec import CallSpec, CallSpecError
 
 __all__ = [

@@ -18,7 +18,7 @@ from livekit.agents.voice import SpeechHandle
 from agent_studio.runtime import tools
 from agent_studio.runtime.providers import CallProviders
 from agent_studio.runtime.spec import AgentSpec, CallSpec
-from agent_studio.runtime.vad_stt import SharedVadSTT, VadTap
+from agent_studio.runtime.vad.stt import SharedVadSTT, VadTap
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents.voice import io
 
-from agent_studio.runtime.heard_text import ReplyText, heard_part
+from agent_studio.runtime.interrupted_text import ReplyText, heard_part
 from agent_studio.runtime.speech.pcm import Pcm, PcmInput, Resampler, as_samples, convert_channels
 
 _RESAMPLER_SLACK_MS = 3
@@ -155,7 +155,7 @@ class TransportAudioOutput(io.AudioOutput):
     session's event loop thread.
 
     With `transcript` set (the session's transcription output), an interrupted segment reports
-    the part of its reply's text that was heard (`heard_text`), which livekit records.
+    the part of its reply's text that was heard (`interrupted_text`), which livekit records.
     """
 
     def __init__(

@@ -27,11 +27,11 @@ from livekit.plugins.silero.onnx_model import OnnxModel
 
 from agent_studio.core.memory import freeze_long_lived
 from agent_studio.runtime.audio import TransportAudioOutput
-from agent_studio.runtime.heard_text import ReplyText
+from agent_studio.runtime.interrupted_text import ReplyText
 from agent_studio.runtime.options import RuntimeOptions
-from agent_studio.runtime.vad_batch import batch_inference
-from agent_studio.runtime.vad_stream import LeanSileroStream
-from agent_studio.runtime.vad_stt import TappedVAD, VadTap
+from agent_studio.runtime.vad.batch import batch_inference
+from agent_studio.runtime.vad.stream import LeanSileroStream
+from agent_studio.runtime.vad.stt import TappedVAD, VadTap
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def turn_handling(voice: bool, options: RuntimeOptions) -> dict[str, Any]:
 
 def attach_output(session: AgentSession[Any], audio: Any) -> None:
     """Give `session` the transport's `audio` output, and the reply text it reports an
-    interrupted reply's heard part from (`heard_text`): the transcript then records what the
+    interrupted reply's heard part from (`interrupted_text`): the transcript then records what the
     caller heard, not what the model wrote. (livekit's room output does the same for LiveKit
     calls, with its transcript synchronizer.)"""
     session.output.audio = audio

@@ -16,7 +16,7 @@ from agent_studio.app import create_app
 from agent_studio.config import Settings
 from agent_studio.media.embedded.webrtc import (
     WebRTCCalls,
-    WebRTCSession,
+    WebRTCPeer,
     options_from_settings,
     webrtc_router,
 )
@@ -71,9 +71,9 @@ class AgentAudio:
 
     heard: dict[uuid.UUID, RecordingSink] = dataclasses.field(default_factory=dict)
     voices: dict[uuid.UUID, ToneSource] = dataclasses.field(default_factory=dict)
-    sessions: dict[uuid.UUID, WebRTCSession] = dataclasses.field(default_factory=dict)
+    sessions: dict[uuid.UUID, WebRTCPeer] = dataclasses.field(default_factory=dict)
 
-    async def attach(self, session: WebRTCSession) -> None:
+    async def attach(self, session: WebRTCPeer) -> None:
         self.heard[session.call_id] = RecordingSink()
         self.voices[session.call_id] = ToneSource(AGENT_TONE_HZ)
         self.sessions[session.call_id] = session

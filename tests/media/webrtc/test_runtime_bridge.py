@@ -18,7 +18,7 @@ from livekit import rtc
 
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.states import EndReason
-from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCSession
+from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCPeer
 from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
 from tests.fixtures.whip_client import WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
@@ -33,10 +33,10 @@ class RunnerStandIn:
     inputs: dict[uuid.UUID, TransportAudioInput] = field(default_factory=dict)
     outputs: dict[uuid.UUID, TransportAudioOutput] = field(default_factory=dict)
     ended: dict[uuid.UUID, EndReason] = field(default_factory=dict)
-    sessions: dict[uuid.UUID, WebRTCSession] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, WebRTCPeer] = field(default_factory=dict)
     rates: set[tuple[int, int]] = field(default_factory=set)
 
-    async def start(self, session: WebRTCSession) -> None:
+    async def start(self, session: WebRTCPeer) -> None:
         caller = TransportAudioInput(sample_rate=16000, label="webrtc")
         agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
 

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL, QUIET_FLOOR
+from agent_studio.media.embedded.webrtc.fastpath.receive import QUIET_FILL, QUIET_FLOOR
 from agent_studio.runtime.speech.pcm import resample
 from agent_studio.runtime.speech.whisper import bundled_model_path
 from tests.fakes.openai_server import FakeOpenAI

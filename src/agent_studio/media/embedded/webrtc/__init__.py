@@ -6,9 +6,9 @@ from agent_studio.media.embedded.webrtc.peer import (
     ActiveHook,
     CallEnder,
     WebRTCOptions,
-    WebRTCSession,
+    WebRTCPeer,
 )
-from agent_studio.media.embedded.webrtc.sessions import WebRTCCalls, options_from_settings
+from agent_studio.media.embedded.webrtc.peers import WebRTCCalls, options_from_settings
 from agent_studio.media.embedded.webrtc.whip import router as webrtc_router
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "IcePolicy",
     "WebRTCCalls",
     "WebRTCOptions",
-    "WebRTCSession",
+    "WebRTCPeer",
     "options_from_settings",
     "webrtc_router",
 ]

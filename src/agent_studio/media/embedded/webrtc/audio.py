@@ -130,7 +130,7 @@ class SourceTrack(MediaStreamTrack):
         self._stopped = asyncio.Event()
         self.takeover: Callable[[], bool] | None = None
         """Called when aiortc's sender asks for the first packet; True when another sender
-        (`lean_rtp.LeanSender`) has taken the track over, so aiortc's must not send."""
+        (`fastpath.send.LeanSender`) has taken the track over, so aiortc's must not send."""
 
     async def recv(self) -> Packet:  # type: ignore[type-arg]  # aiortc sends Packets as they are
         if self.readyState != "live":
@@ -138,7 +138,7 @@ class SourceTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             if self.takeover is not None and self.takeover():
-                # Sent by the process's send clock from now on (`lean_rtp.SendClock`):
+                # Sent by the process's send clock from now on (`fastpath.send.SendClock`):
                 # aiortc's sender waits here until the call ends.
                 await self._stopped.wait()
                 raise MediaStreamError

@@ -276,5 +276,5 @@ def _guard(protocol: StunProtocol, policy: IcePolicy) -> None:
     protocol.send_stun = guarded_send_stun  # type: ignore[method-assign]
     protocol.send_data = guarded_send_data  # type: ignore[method-assign]
     protocol._agent_studio_guarded = True  # type: ignore[attr-defined]
-    # For senders that write to the socket themselves (lean_rtp.LeanSender).
+    # For senders that write to the socket themselves (fastpath.send.LeanSender).
     protocol._agent_studio_allows = policy.allows  # type: ignore[attr-defined]

@@ -39,15 +39,15 @@ from agent_studio.media.embedded.webrtc.audio import (
     SourceTrack,
     discard,
 )
+from agent_studio.media.embedded.webrtc.fastpath.receive import QUIET_FILL, LeanReceiver
+from agent_studio.media.embedded.webrtc.fastpath.send import LeanSender
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
-from agent_studio.media.embedded.webrtc.lean_receive import QUIET_FILL, LeanReceiver
-from agent_studio.media.embedded.webrtc.lean_rtp import LeanSender
 from agent_studio.media.embedded.webrtc.opus import LOW_DELAY, RATES
 from agent_studio.media.embedded.webrtc.sdp import with_opus_params, with_ptime
 
 log = logging.getLogger(__name__)
 
-ActiveHook = Callable[["WebRTCSession"], Awaitable[None]]
+ActiveHook = Callable[["WebRTCPeer"], Awaitable[None]]
 CallEnder = Callable[[EndReason, str | None], Awaitable[object]]
 """How an attached runtime ends the call (it records the end, then closes the peer)."""
 
@@ -64,7 +64,7 @@ class WebRTCOptions:
     """RTP both ways by `lean_rtp` once connected, rather than aiortc's per-packet path."""
     caller_dtx: bool = True
     """Ask the caller not to send silence (`usedtx=1` in the answer; browsers honour it): its
-    pauses are then heard as silence made here (`lean_receive.LeanReceiver`). Only with
+    pauses are then heard as silence made here (`fastpath.receive.LeanReceiver`). Only with
     `lean_rtp` (aiortc's own path would hold the last packet before each pause)."""
     quiet_fill_seconds: float = QUIET_FILL
     """Of a quiet caller's pause, the most heard as silence (0: no cap; less once the runtime
@@ -101,7 +101,7 @@ def _check_offer(offer: str) -> None:
         raise BadOffer("the offer must send audio (sendrecv)")
 
 
-class WebRTCSession:
+class WebRTCPeer:
     """The peer of one call. Created by `WebRTCCalls.join`; ended by `end` or `close`."""
 
     def __init__(
@@ -112,7 +112,7 @@ class WebRTCSession:
         lifecycle: CallLifecycle,
         entry_agent: str | None,
         on_active: Sequence[ActiveHook],
-        on_closed: Callable[[WebRTCSession], None],
+        on_closed: Callable[[WebRTCPeer], None],
     ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.call_id = call_id

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from agent_studio.core.deps import get_context
 from agent_studio.core.errors import AgentStudioError, BadRequest, NotFound
-from agent_studio.media.embedded.webrtc.sessions import WebRTCCalls
+from agent_studio.media.embedded.webrtc.peers import WebRTCCalls
 
 router = APIRouter(prefix="/rtc/calls", tags=["webrtc"])
 

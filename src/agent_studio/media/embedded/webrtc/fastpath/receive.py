@@ -1,5 +1,5 @@
 """A call's incoming RTP taken where the socket hands it over, once aiortc has set up
-(`lean_rtp.py` says why), decoded in order as it comes, and a quiet caller's pauses heard as
+(`fastpath/send.py` says why), decoded in order as it comes, and a quiet caller's pauses heard as
 silence (docs/webrtc.md, "Decisions").
 """
 
@@ -19,7 +19,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics, TimestampMapper
 from aiortc.rtp import is_rtcp
 
 from agent_studio.media.embedded.webrtc.audio import InlineDecoding
-from agent_studio.media.embedded.webrtc.lean_rtp import (
+from agent_studio.media.embedded.webrtc.fastpath.send import (
     DTLS,
     SEQ_TS_SSRC,
     TICK,

@@ -12,7 +12,7 @@ Once aiortc has negotiated the call and DTLS has given the SRTP keys:
   that are due: the track's next payload (`SourceTrack.next_payload`) behind a header made once
   (sequence number and timestamp written in), SRTP, then the nominated pair's socket. The
   sender's counters are kept, so aiortc's RTCP sender reports and stats stay true.
-- `LeanReceiver` (`lean_receive.py`): an RTP datagram of the call's codec from the nominated
+- `LeanReceiver` (`fastpath/receive.py`): an RTP datagram of the call's codec from the nominated
   pair's remote address is unprotected and parsed where the socket hands it over, then goes
   into the receiver's own statistics (its RTCP receiver reports) and timestamp mapper, and on
   to the decoder (`InlineDecoding.put`) in sequence order as it comes: no playout buffer holds
@@ -22,7 +22,7 @@ Once aiortc has negotiated the call and DTLS has given the SRTP keys:
 Everything else (STUN, DTLS, RTCP, media before nomination or from another address) still takes
 aiortc's path, into aiortc's jitter buffer. Both read private attributes of aiortc 1.16 /
 aioice 0.13, checked when installed; when they are not there, aiortc's own path stays
-(tests/media/webrtc/test_lean_rtp.py fails loudly).
+(tests/media/webrtc/test_fastpath.py fails loudly).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_studio.runtime.heard_text import ReplyText, heard_part
+from agent_studio.runtime.interrupted_text import ReplyText, heard_part
 
 TEXT = "It is sunny today, and the weather is fine for a walk."
 

@@ -20,7 +20,7 @@ from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
 from agent_studio.media.embedded.webrtc import WebRTCCalls
-from agent_studio.media.embedded.webrtc.lean_receive import (
+from agent_studio.media.embedded.webrtc.fastpath.receive import (
     GAP_SILENCE,
     QUIET_FILL,
     QUIET_FLOOR,
@@ -28,7 +28,7 @@ from agent_studio.media.embedded.webrtc.lean_receive import (
     LeanReceiver,
     SilenceFill,
 )
-from agent_studio.media.embedded.webrtc.lean_rtp import SendClock
+from agent_studio.media.embedded.webrtc.fastpath.send import SendClock
 from tests.fixtures.whip_client import ToneSource, WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
 from tests.media.webrtc.conftest import AGENT_TONE_HZ, CALLER_TONE_HZ, AgentAudio

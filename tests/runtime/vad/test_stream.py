@@ -11,7 +11,7 @@ from livekit.agents.vad import VADEvent, VADEventType
 from livekit.plugins import silero
 from livekit.plugins.silero.onnx_model import OnnxModel
 
-from agent_studio.runtime.vad_stream import LeanSileroStream
+from agent_studio.runtime.vad.stream import LeanSileroStream
 from agent_studio.runtime.voice_session import call_vad, load_vad
 from tests.fixtures.speech import utterance_pcm
 

@@ -12,7 +12,7 @@ from livekit.agents.stt import StreamAdapter
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from livekit.agents.vad import VADEventType
 
-from agent_studio.runtime.vad_stt import SharedVadSTT, VadTap
+from agent_studio.runtime.vad.stt import SharedVadSTT, VadTap
 from agent_studio.runtime.voice_session import call_vad
 from tests.fixtures.speech import utterance_pcm
 

@@ -7,7 +7,7 @@ model-rate copy), converts, then wraps what is left in two more new frames, and 
 event loop. `LeanSileroStream` runs the same algorithm over two int16 buffers with a read
 offset, and sends the same events: every field (positions, durations, probability, speaking
 state, the frames they carry) is computed by the same operations in the same order, so the
-events are equal value for value (`tests/runtime/test_vad_stream.py` checks them against
+events are equal value for value (`tests/runtime/vad/test_stream.py` checks them against
 silero's own stream). Inference still goes through `self._loop.run_in_executor(None, model,
 window)`, which `vad_batch` routes to the process's batcher.
 

@@ -26,7 +26,7 @@ from agent_studio.media.embedded.webrtc.peer import (
     BadOffer,
     NoCandidates,
     WebRTCOptions,
-    WebRTCSession,
+    WebRTCPeer,
 )
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,18 @@ class WebRTCCalls:
         self._tokens = tokens
         self._lifecycle = lifecycle
         self._running_calls = running_calls
-        self._sessions: dict[uuid.UUID, WebRTCSession] = {}
+        self._sessions: dict[uuid.UUID, WebRTCPeer] = {}
         self._joining: set[uuid.UUID] = set()
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def get(self, call_id: uuid.UUID) -> WebRTCSession | None:
+    def get(self, call_id: uuid.UUID) -> WebRTCPeer | None:
         return self._sessions.get(call_id)
 
     async def join(
         self, call_id: uuid.UUID, token: str | None, offer: str
-    ) -> tuple[WebRTCSession, str]:
+    ) -> tuple[WebRTCPeer, str]:
         """Admit the caller's offer to the call; returns the session and the SDP answer.
 
         401: bad, expired or another call's token. 404: unknown call. 409: a peer already
@@ -100,7 +100,7 @@ class WebRTCCalls:
         admitted = False
         try:
             entry_agent = await self._waiting_call(call_id)
-            session = WebRTCSession(
+            session = WebRTCPeer(
                 call_id,
                 token,
                 self.options,
@@ -194,7 +194,7 @@ class WebRTCCalls:
         entry_agent = snapshot.get("workflow", {}).get("entry_agent")
         return entry_agent if isinstance(entry_agent, str) else None
 
-    def _forget(self, session: WebRTCSession) -> None:
+    def _forget(self, session: WebRTCPeer) -> None:
         if self._sessions.get(session.call_id) is session:
             del self._sessions[session.call_id]
             self._running_calls.unregister(session.call_id)

@@ -10,7 +10,7 @@ from livekit import rtc
 from livekit.agents.vad import VADEventType
 from livekit.plugins import silero
 
-from agent_studio.runtime.vad_batch import batcher_for
+from agent_studio.runtime.vad.batch import batcher_for
 from agent_studio.runtime.voice_session import call_vad, load_vad
 from tests.fixtures.speech import utterance_pcm
 

@@ -1,0 +1,1 @@
+"""Voice activity detection for calls: a lean silero stream, batched inference, VAD-driven STT."""
