@@ -31,56 +31,56 @@ def test_turn_detection_is_model_by_default_and_checked(
 def test_webrtc_packet_time_reaches_the_peers_and_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_studio.media.embedded.webrtc import options_from_settings
+    from agent_studio.media.embedded.browser import webrtc_options
 
-    assert options_from_settings(make_settings(tmp_path, None)).ptime_ms == 20
+    assert webrtc_options(make_settings(tmp_path, None)).ptime_ms == 20
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_PTIME_MS", "60")
-    assert options_from_settings(make_settings(tmp_path, None)).ptime_ms == 60
+    assert webrtc_options(make_settings(tmp_path, None)).ptime_ms == 60
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_PTIME_MS", "30")
-    with pytest.raises(ValidationError, match="webrtc_ptime_ms"):
+    with pytest.raises(ValidationError, match="ptime_ms"):
         make_settings(tmp_path, None)
 
 
 def test_webrtc_jitter_packets_reach_the_peers_and_are_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_studio.media.embedded.webrtc import options_from_settings
+    from agent_studio.media.embedded.browser import webrtc_options
 
-    assert options_from_settings(make_settings(tmp_path, None)).jitter_packets == 2
+    assert webrtc_options(make_settings(tmp_path, None)).jitter_packets == 2
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_JITTER_PACKETS", "4")
-    assert options_from_settings(make_settings(tmp_path, None)).jitter_packets == 4
+    assert webrtc_options(make_settings(tmp_path, None)).jitter_packets == 4
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_JITTER_PACKETS", "0")
-    with pytest.raises(ValidationError, match="webrtc_jitter_packets"):
+    with pytest.raises(ValidationError, match="jitter_packets"):
         make_settings(tmp_path, None)
 
 
 def test_the_lean_rtp_path_can_be_turned_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_studio.media.embedded.webrtc import options_from_settings
+    from agent_studio.media.embedded.browser import webrtc_options
 
-    assert options_from_settings(make_settings(tmp_path, None)).lean_rtp is True
+    assert webrtc_options(make_settings(tmp_path, None)).lean_rtp is True
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_LEAN_RTP", "false")
-    assert options_from_settings(make_settings(tmp_path, None)).lean_rtp is False
+    assert webrtc_options(make_settings(tmp_path, None)).lean_rtp is False
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_LEAN_RTP", "sometimes")
-    with pytest.raises(ValidationError, match="webrtc_lean_rtp"):
+    with pytest.raises(ValidationError, match="lean_rtp"):
         make_settings(tmp_path, None)
 
 
 def test_webrtc_dtx_settings_reach_the_peers_and_are_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_studio.media.embedded.webrtc import options_from_settings
+    from agent_studio.media.embedded.browser import webrtc_options
 
-    options = options_from_settings(make_settings(tmp_path, None))
+    options = webrtc_options(make_settings(tmp_path, None))
     assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (True, 1.0, True)
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_CALLER_DTX", "false")
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "2.5")
-    options = options_from_settings(make_settings(tmp_path, None))
+    options = webrtc_options(make_settings(tmp_path, None))
     assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 2.5, True)
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_AGENT_DTX", "false")
     monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", "0")  # no cap
-    options = options_from_settings(make_settings(tmp_path, None))
+    options = webrtc_options(make_settings(tmp_path, None))
     assert (options.caller_dtx, options.quiet_fill_seconds, options.agent_dtx) == (False, 0, False)
     for value in ("0.3", "-1", "600"):  # too short for the VAD to end a turn, or nonsense
         monkeypatch.setenv("AGENT_STUDIO_WEBRTC_QUIET_FILL_SECONDS", value)

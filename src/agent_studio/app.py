@@ -13,11 +13,10 @@ from sqlalchemy import text
 
 from agent_studio import __version__
 from agent_studio.agents.endpoints import router as agents_router
+from agent_studio.api_keys.auth import require_api_key
 from agent_studio.calls.endpoints import router as calls_router
-from agent_studio.calls.sweeper import run_sweeper
 from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
-from agent_studio.core.auth import require_api_key
 from agent_studio.core.error_handlers import install_error_handlers
 from agent_studio.core.memory import freeze_long_lived, freeze_while_busy, settle
 from agent_studio.core.migrate import upgrade_to_head
@@ -45,9 +44,9 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         context = AppContext.create(settings)
         await upgrade_to_head(context.db.engine)
         await seed_demo(context.db, settings.data_dir, enabled=settings.demo)
-        app.state.context = context
+        context.install(app.state)
         await context.start()
-        background = [asyncio.create_task(run_sweeper(context), name="call-sweeper")]
+        background = [asyncio.create_task(context.sweeper.run(), name="call-sweeper")]
         if freeze_after_start:
             freeze_long_lived(collect=True)
             # While calls are live what they hold is frozen; once none is, what they left and

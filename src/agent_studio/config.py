@@ -11,12 +11,59 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-QUIET_FILL_MIN, QUIET_FILL_MAX = 0.8, 60.0  # webrtc_quiet_fill_seconds, when not 0
+QUIET_FILL_MIN, QUIET_FILL_MAX = 0.8, 60.0  # WebRTCSettings.quiet_fill_seconds, when not 0
 
 
 class MediaMode(StrEnum):
     EMBEDDED = "embedded"
     LIVEKIT = "livekit"
+
+
+class WebRTCSettings(BaseSettings):
+    """The embedded WebRTC streams' settings, `AGENT_STUDIO_WEBRTC_*` (or `.env`); nested in
+    `Settings.webrtc` and read once with it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_STUDIO_WEBRTC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Milliseconds of audio per WebRTC packet, both ways (the answer asks the caller for it):
+    # 20 is the WebRTC norm; 40 or 60 halve or third the per-packet work and header overhead,
+    # at 20 or 40 ms more delay each way.
+    ptime_ms: int = 20
+    # Packets of the caller's audio that may wait behind a missing one before it is given up
+    # (a packet that follows the last one is decoded at once); raise it on jittery networks.
+    jitter_packets: int = Field(default=2, ge=1, le=8)
+    # The answer asks the caller not to send silence (`usedtx=1`; browsers honour it): its
+    # pauses are heard as silence made by the server (with lean_rtp only).
+    caller_dtx: bool = True
+    # Seconds of a quiet caller's pause the runtime hears as silence at most (less once its
+    # VAD has ended the caller's turn); then nothing until the caller's audio comes back
+    # (0: no cap).
+    quiet_fill_seconds: float = 1.0
+    # The agent's stream sends nothing while the agent is silent but a comfort-noise packet
+    # every 400 ms (DTX, as browsers send; with webrtc_lean_rtp only).
+    agent_dtx: bool = True
+    # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/fastpath/send.py);
+    # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
+    lean_rtp: bool = True
+
+    @field_validator("quiet_fill_seconds")
+    @classmethod
+    def _quiet_fill(cls, value: float) -> float:
+        if value != 0 and not QUIET_FILL_MIN <= value <= QUIET_FILL_MAX:
+            raise ValueError(
+                f"must be 0 (no cap) or from {QUIET_FILL_MIN:g} to {QUIET_FILL_MAX:g}"
+                " seconds: the VAD needs 0.55 s of silence to end a caller's turn"
+            )
+        return value
+
+    @field_validator("ptime_ms")
+    @classmethod
+    def _opus_packet(cls, value: int) -> int:
+        if value not in (20, 40, 60):
+            raise ValueError("must be 20, 40 or 60 (milliseconds of audio per packet)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -91,43 +138,8 @@ class Settings(BaseSettings):
     ice_allowed_peers: str = ""
     ice_public_address: str | None = None
     media_timeout_seconds: float = 20.0
-    # Milliseconds of audio per WebRTC packet, both ways (the answer asks the caller for it):
-    # 20 is the WebRTC norm; 40 or 60 halve or third the per-packet work and header overhead,
-    # at 20 or 40 ms more delay each way.
-    webrtc_ptime_ms: int = 20
-    # Packets of the caller's audio that may wait behind a missing one before it is given up
-    # (a packet that follows the last one is decoded at once); raise it on jittery networks.
-    webrtc_jitter_packets: int = Field(default=2, ge=1, le=8)
-    # The answer asks the caller not to send silence (`usedtx=1`; browsers honour it): its
-    # pauses are heard as silence made by the server (with webrtc_lean_rtp only).
-    webrtc_caller_dtx: bool = True
-    # Seconds of a quiet caller's pause the runtime hears as silence at most (less once its
-    # VAD has ended the caller's turn); then nothing until the caller's audio comes back
-    # (0: no cap).
-    webrtc_quiet_fill_seconds: float = 1.0
-    # The agent's stream sends nothing while the agent is silent but a comfort-noise packet
-    # every 400 ms (DTX, as browsers send; with webrtc_lean_rtp only).
-    webrtc_agent_dtx: bool = True
-    # RTP both ways off aiortc's per-packet path once a call is connected (webrtc/fastpath/send.py);
-    # false leaves every packet to aiortc (more CPU per call), should the lean path misbehave.
-    webrtc_lean_rtp: bool = True
-
-    @field_validator("webrtc_quiet_fill_seconds")
-    @classmethod
-    def _quiet_fill(cls, value: float) -> float:
-        if value != 0 and not QUIET_FILL_MIN <= value <= QUIET_FILL_MAX:
-            raise ValueError(
-                f"must be 0 (no cap) or from {QUIET_FILL_MIN:g} to {QUIET_FILL_MAX:g}"
-                " seconds: the VAD needs 0.55 s of silence to end a caller's turn"
-            )
-        return value
-
-    @field_validator("webrtc_ptime_ms")
-    @classmethod
-    def _opus_packet(cls, value: int) -> int:
-        if value not in (20, 40, 60):
-            raise ValueError("must be 20, 40 or 60 (milliseconds of audio per packet)")
-        return value
+    webrtc: WebRTCSettings = Field(default_factory=lambda: WebRTCSettings())
+    """The WebRTC streams' settings (`AGENT_STUDIO_WEBRTC_*`)."""
 
     @field_validator("livekit_url")
     @classmethod

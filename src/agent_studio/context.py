@@ -1,24 +1,28 @@
-"""Everything a running server (or worker) owns for its lifetime, built once at start."""
+"""Everything a running server owns for its lifetime, built once at start: the composition root.
+
+Only the app and the command line import this module; each part gets the parts it works with
+when it is built here, and endpoints reach them through `app.state` (`install`).
+"""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from agent_studio.calls.control import RunningCalls
 from agent_studio.calls.lifecycle import CallLifecycle
-from agent_studio.calls.states import EndReason
+from agent_studio.calls.media import MediaBackend
+from agent_studio.calls.service import CallService
+from agent_studio.calls.sweeper import CallSweeper
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox, load_master_key
 from agent_studio.core.db import Database
 from agent_studio.hosting import CallHost
-from agent_studio.media.base import MediaBackend
 from agent_studio.media.embedded import EmbeddedBackend
+from agent_studio.media.embedded.browser import BrowserCalls, webrtc_options
 from agent_studio.media.embedded.telephony import Telephony
-from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCPeer, options_from_settings
+from agent_studio.media.embedded.webrtc import WebRTCCalls
 from agent_studio.media.factory import create_media_backend
 from agent_studio.runtime import RuntimeOptions
-from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
 
 
 @dataclass
@@ -31,10 +35,14 @@ class AppContext:
     running_calls: RunningCalls
     host: CallHost
     """Runs call sessions in this process (embedded mode)."""
+    calls: CallService
+    sweeper: CallSweeper
     telephony: Telephony | None = None
     """The embedded SIP user agent, when enabled (see `Settings.sip_listener_enabled`)."""
     webrtc: WebRTCCalls | None = None
     """The embedded WebRTC endpoint's live peers (embedded mode)."""
+    browser: BrowserCalls | None = None
+    """The WebRTC peers' reports applied to calls (embedded mode)."""
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
@@ -49,52 +57,48 @@ class AppContext:
             running,
             RuntimeOptions(turn_detection=settings.turn_detection),
         )
+        telephony: Telephony | None = None
+        if settings.sip_listener_enabled:
+            # Inbound calls are routed by the call service, built below with this backend.
+            telephony = Telephony(settings, lifecycle, host, lambda a, b: calls.route_inbound(a, b))
+        media = create_media_backend(settings, secrets, telephony)
+        calls = CallService(db, media, lifecycle, secrets, running)
+        sweeper = CallSweeper(
+            lifecycle,
+            media,
+            heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
+            interval_seconds=settings.sweep_interval_seconds,
+        )
         context = cls(
             settings=settings,
             db=db,
             secrets=secrets,
-            media=create_media_backend(settings, secrets),
+            media=media,
             lifecycle=lifecycle,
             running_calls=running,
             host=host,
+            calls=calls,
+            sweeper=sweeper,
+            telephony=telephony,
         )
-        if settings.sip_listener_enabled:
-            context.telephony = Telephony(settings, lifecycle, host, context.route_inbound)
-            context.media = create_media_backend(settings, secrets, context.telephony)
-        if isinstance(context.media, EmbeddedBackend):
-            context.webrtc = WebRTCCalls(
-                options_from_settings(settings), context.media.tokens, lifecycle, running
-            )
-            context.webrtc.on_active.append(context._run_webrtc_call)
-            context.media.webrtc = context.webrtc
+        if isinstance(media, EmbeddedBackend):
+            context.browser = BrowserCalls(lifecycle, host, running)
+            context.webrtc = WebRTCCalls(webrtc_options(settings), media.tokens, context.browser)
+            media.webrtc = context.webrtc
         return context
 
-    async def _run_webrtc_call(self, session: WebRTCPeer) -> None:
-        """A browser's audio is flowing: run the call's session on it."""
-        # 40 ms frames into the session at least (docs/speech-and-audio.md), or the packet's.
-        frame_ms = max(40, session.ptime_ms)
-        caller = TransportAudioInput(sample_rate=16000, frame_ms=frame_ms, label="webrtc")
-        agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
-        session.attach(
-            sink=caller.push_frame,
-            source=agent,
-            sink_rate=caller.sample_rate,
-            speaking=lambda: caller.caller_speaking,
-        )
-
-        async def close_peer(_: EndReason) -> None:
-            caller.close()
-            await session.close()
-
-        # The peer already marked the call active when the first audio arrived.
-        runner = await self.host.run(
-            session.call_id,
-            audio_input=caller,
-            audio_output=agent,
-            activation="external",
-            on_end=close_peer,
-        )
-        session.attach(end_call=runner.end)
+    def install(self, state: object) -> None:
+        """Put the parts endpoints depend on (`core/deps.py`, `calls/deps.py`) on `app.state`."""
+        for name, value in (
+            ("context", self),
+            ("settings", self.settings),
+            ("db", self.db),
+            ("secrets", self.secrets),
+            ("calls", self.calls),
+            ("webrtc", self.webrtc),
+            ("call_tokens", self.media.tokens if isinstance(self.media, EmbeddedBackend) else None),
+        ):
+            setattr(state, name, value)
 
     def idle(self) -> bool:
         """No call is live in this process: none running, joining or ringing."""
@@ -104,12 +108,6 @@ class AppContext:
             and (self.webrtc is None or len(self.webrtc) == 0)
             and (ua is None or ua.active_calls == 0)
         )
-
-    async def route_inbound(self, caller: str, called: str) -> uuid.UUID | int:
-        from agent_studio.calls.service import call_service
-
-        async with self.db.session() as session:
-            return await call_service.create_inbound(session, caller, called)
 
     async def start(self) -> None:
         if self.telephony is not None:

@@ -15,8 +15,8 @@ import jwt
 import pytest
 from livekit import api
 
+from agent_studio.calls.media import CallStart, MediaError
 from agent_studio.config import Settings
-from agent_studio.media.base import CallStart, MediaError
 from agent_studio.media.livekit import LiveKitBackend, http_url, ws_url
 from tests.conftest import make_settings
 from tests.fakes.livekit_twirp import LiveKitTwirpFake

@@ -28,5 +28,18 @@ class ApiKeyRepository:
         rows = await session.execute(select(ApiKey).where(or_(*conditions)))
         return rows.scalars().all()
 
+    async def active_by_hash(
+        self, session: AsyncSession, key_hash: str
+    ) -> tuple[uuid.UUID, str] | None:
+        """The id and name of the unrevoked key with this hash, if any."""
+        row = (
+            await session.execute(
+                select(ApiKey.id, ApiKey.name).where(
+                    ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+                )
+            )
+        ).first()
+        return None if row is None else (row.id, row.name)
+
 
 api_key_repository = ApiKeyRepository()

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, status
 from pydantic import AfterValidator
 
+from agent_studio.calls.deps import CallServiceDep
 from agent_studio.calls.repository import CallFilter
 from agent_studio.calls.schemas import (
     ActiveCall,
@@ -20,10 +21,9 @@ from agent_studio.calls.schemas import (
     TestAgentCallCreate,
     TranscriptItem,
 )
-from agent_studio.calls.service import call_service
+from agent_studio.calls.service import CallService
 from agent_studio.calls.states import CallStatus
-from agent_studio.context import AppContext
-from agent_studio.core.deps import SessionDep, get_context
+from agent_studio.core.deps import SessionDep, SettingsDep, public_base_url
 from agent_studio.core.pagination import Page, PageQuery
 from agent_studio.core.text import ShortText
 from agent_studio.models import Call
@@ -55,10 +55,6 @@ _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _base_url(request: Request, context: AppContext) -> str:
-    return (context.settings.public_url or str(request.base_url)).rstrip("/")
-
-
 def _read(call: Call) -> CallRead:
     return CallRead(
         id=call.id,
@@ -72,7 +68,7 @@ def _read(call: Call) -> CallRead:
         duration_seconds=call.duration_seconds,
         agent_history=call.agent_history,
         current_agent=call.current_agent,
-        metrics=call_service.metrics(call),
+        metrics=CallService.metrics(call),
         started_at=call.started_at,
         ended_at=call.ended_at,
         created_at=call.created_at,
@@ -87,13 +83,16 @@ def _read(call: Call) -> CallRead:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_CREATE_RESPONSES)
 async def initiate_call(
-    body: CallCreate, request: Request, session: SessionDep, idempotency_key: IdempotencyKey = None
+    body: CallCreate,
+    request: Request,
+    session: SessionDep,
+    calls: CallServiceDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> CallCreated:
     """Start a new voice call using a workflow."""
-    context = get_context(request)
-    return await call_service.create(
-        session, context, body, _base_url(request, context), idempotency_key
-    )
+    base_url = public_base_url(request, settings)
+    return await calls.create(session, body, base_url, idempotency_key)
 
 
 @router.post("/test-agent", status_code=status.HTTP_201_CREATED, responses=_CREATE_RESPONSES)
@@ -101,18 +100,19 @@ async def test_agent_call(
     body: TestAgentCallCreate,
     request: Request,
     session: SessionDep,
+    calls: CallServiceDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> CallCreated:
     """Start a test call with a single agent (no workflow). Always VoIP."""
-    context = get_context(request)
-    return await call_service.create_test(
-        session, context, body, _base_url(request, context), idempotency_key
-    )
+    base_url = public_base_url(request, settings)
+    return await calls.create_test(session, body, base_url, idempotency_key)
 
 
 @router.get("")
 async def list_calls(
     session: SessionDep,
+    calls: CallServiceDep,
     page: PageQuery,
     status: CallStatus | None = None,
     workflow_id: uuid.UUID | None = None,
@@ -122,25 +122,26 @@ async def list_calls(
 ) -> Page[CallListItem]:
     """List calls with filtering and pagination, newest first."""
     where = CallFilter(status, workflow_id, user_id, started_after, started_before)
-    calls, total = await call_service.search(session, where, page.offset, page.page_size)
-    items = [CallListItem.model_validate(c, from_attributes=True) for c in calls]
+    found, total = await calls.search(session, where, page.offset, page.page_size)
+    items = [CallListItem.model_validate(c, from_attributes=True) for c in found]
     return Page[CallListItem].of(items, total, page)
 
 
 @router.get("/active")
 async def list_active_calls(
     session: SessionDep,
+    calls: CallServiceDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Max results (max 100)")] = 50,
 ) -> list[ActiveCall]:
     """List calls that are pending, connecting or active, newest first."""
-    calls = await call_service.list_active(session, limit)
-    return [ActiveCall.model_validate(c, from_attributes=True) for c in calls]
+    live = await calls.list_active(session, limit)
+    return [ActiveCall.model_validate(c, from_attributes=True) for c in live]
 
 
 @router.get("/{id}", responses={404: {"description": "Unknown call"}})
-async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:
+async def get_call(id: uuid.UUID, session: SessionDep, calls: CallServiceDep) -> CallRead:
     """Get call status and details."""
-    return _read(await call_service.get(session, id))
+    return _read(await calls.get(session, id))
 
 
 @router.get(
@@ -149,22 +150,23 @@ async def get_call(id: uuid.UUID, session: SessionDep) -> CallRead:
     response_model_exclude_unset=True,
     responses={404: {"description": "Unknown call"}},
 )
-async def get_transcript(id: uuid.UUID, session: SessionDep) -> list[dict[str, Any]]:
+async def get_transcript(
+    id: uuid.UUID, session: SessionDep, calls: CallServiceDep
+) -> list[dict[str, Any]]:
     """Get the full transcript of a call, in order."""
-    return await call_service.transcript(session, id)
+    return await calls.transcript(session, id)
 
 
 @router.get("/{id}/metrics", responses={404: {"description": "Unknown call"}})
-async def get_metrics(id: uuid.UUID, session: SessionDep) -> CallMetrics:
+async def get_metrics(id: uuid.UUID, session: SessionDep, calls: CallServiceDep) -> CallMetrics:
     """Get performance metrics for a call."""
-    return call_service.metrics(await call_service.get(session, id))
+    return CallService.metrics(await calls.get(session, id))
 
 
 @router.post(
     "/{id}/end",
     responses={404: {"description": "Unknown call"}, 409: {"description": "Call already ended"}},
 )
-async def end_call(id: uuid.UUID, request: Request, session: SessionDep) -> CallRead:
+async def end_call(id: uuid.UUID, session: SessionDep, calls: CallServiceDep) -> CallRead:
     """End a live call: the agent hangs up politely."""
-    call = await call_service.request_end(session, get_context(request), id)
-    return _read(call)
+    return _read(await calls.request_end(session, id))

@@ -193,3 +193,9 @@ class CallLifecycle:
         async with self.db.session() as session:
             call = await call_repository.get(session, call_id, with_snapshot=True)
             return None if call is None else dict(call.snapshot)
+
+    async def status(self, call_id: uuid.UUID) -> tuple[CallStatus, str] | None:
+        """The call's status and type (`voip` or `sip`); None if there is no such call."""
+        async with self.db.session() as session:
+            call = await call_repository.get(session, call_id)
+            return None if call is None else (CallStatus(call.status), call.call_type)

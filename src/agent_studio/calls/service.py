@@ -1,4 +1,5 @@
-"""The calls service: start calls, read them, end them (rules here, SQL in the repository)."""
+"""The calls service: start calls, route inbound ones, read them, end them (rules here, SQL in
+the repository). One `CallService` is built at start with the parts it works with."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_studio.agents.service import agent_service
+from agent_studio.calls.control import RunningCalls
+from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.media import CallJoin, CallStart, MediaBackend, MediaError
 from agent_studio.calls.metrics import summarize
 from agent_studio.calls.records import CallParty, new_call
 from agent_studio.calls.repository import CallFilter, call_repository
@@ -31,6 +36,8 @@ from agent_studio.calls.states import (
     Direction,
     EndReason,
 )
+from agent_studio.core.crypto import SecretBox
+from agent_studio.core.db import Database
 from agent_studio.core.errors import (
     BadGateway,
     Conflict,
@@ -40,15 +47,24 @@ from agent_studio.core.errors import (
 )
 from agent_studio.core.phone import normalize_e164
 from agent_studio.core.timeutil import utcnow
-from agent_studio.media.base import CallJoin, CallStart, MediaError
 from agent_studio.models import Agent, Call, Workflow
 from agent_studio.phone_numbers.service import phone_number_service
 from agent_studio.workflows.service import workflow_service
 
-if TYPE_CHECKING:
-    from agent_studio.context import AppContext
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """An outbound call to start: what it runs (a workflow, or one agent under test), who it
+    is for, and how the request is made retry-safe."""
+
+    workflow: Workflow | None
+    agents: Sequence[Agent]
+    party: CallParty
+    base_url: str
+    idempotency_key: str | None
+    request_hash: str
 
 
 def _request_hash(kind: str, body: BaseModel) -> str:
@@ -57,68 +73,75 @@ def _request_hash(kind: str, body: BaseModel) -> str:
 
 
 class CallService:
+    def __init__(
+        self,
+        db: Database,
+        media: MediaBackend,
+        lifecycle: CallLifecycle,
+        secrets: SecretBox,
+        running_calls: RunningCalls,
+    ) -> None:
+        self._db = db
+        self._media = media
+        self._lifecycle = lifecycle
+        self._secrets = secrets
+        self._running_calls = running_calls
+
     async def create(
         self,
         session: AsyncSession,
-        context: AppContext,
         body: CallCreate,
         base_url: str,
         idempotency_key: str | None,
     ) -> CallCreated:
         request_hash = _request_hash("workflow", body)
         if idempotency_key is not None:
-            replay = await self._replay(session, context, idempotency_key, request_hash)
+            replay = await self._replay(session, idempotency_key, request_hash)
             if replay is not None:
                 return replay
         workflow = await workflow_service.get_by_slug(session, body.workflow_slug)
         by_name = await agent_service.get_many_by_names(session, list(workflow.agents))
         agents = [by_name[name] for name in workflow.agents if name in by_name]
+        party = CallParty(
+            Direction.OUTBOUND.value,
+            body.call_type.value,
+            body.phone_number,
+            body.user_id,
+            body.user_context,
+            body.metadata,
+        )
         return await self._start(
             session,
-            context,
-            workflow=workflow,
-            agents=agents,
-            user_id=body.user_id,
-            call_type=body.call_type.value,
-            phone_number=body.phone_number,
-            user_context=body.user_context,
-            metadata=body.metadata,
-            base_url=base_url,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            CallRequest(workflow, agents, party, base_url, idempotency_key, request_hash),
         )
 
     async def create_test(
         self,
         session: AsyncSession,
-        context: AppContext,
         body: TestAgentCallCreate,
         base_url: str,
         idempotency_key: str | None,
     ) -> CallCreated:
         request_hash = _request_hash("test-agent", body)
         if idempotency_key is not None:
-            replay = await self._replay(session, context, idempotency_key, request_hash)
+            replay = await self._replay(session, idempotency_key, request_hash)
             if replay is not None:
                 return replay
         agent = await agent_service.get_by_name(session, body.agent_name)
+        party = CallParty(
+            Direction.OUTBOUND.value,
+            CallType.VOIP.value,
+            None,
+            body.user_id,
+            body.user_context,
+            body.metadata,
+        )
         return await self._start(
-            session,
-            context,
-            workflow=None,
-            agents=[agent],
-            user_id=body.user_id,
-            call_type="voip",
-            phone_number=None,
-            user_context=body.user_context,
-            metadata=body.metadata,
-            base_url=base_url,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            session, CallRequest(None, [agent], party, base_url, idempotency_key, request_hash)
         )
 
     async def _replay(
-        self, session: AsyncSession, context: AppContext, key: str, request_hash: str
+        self, session: AsyncSession, key: str, request_hash: str
     ) -> CallCreated | None:
         call = await call_repository.get_by_idempotency_key(session, key)
         if call is None:
@@ -132,7 +155,7 @@ class CallService:
                 raise Conflict("a request with this Idempotency-Key is still in progress")
         token = None
         if call.join_token_ciphertext is not None:
-            token = context.secrets.decrypt(call.join_token_ciphertext, call.id.bytes)
+            token = self._secrets.decrypt(call.join_token_ciphertext, call.id.bytes)
         return CallCreated(
             call_id=call.id,
             room_name=call.room_name,
@@ -141,29 +164,13 @@ class CallService:
             status=CallStatus(call.status),
         )
 
-    async def _start(
-        self,
-        session: AsyncSession,
-        context: AppContext,
-        *,
-        workflow: Workflow | None,
-        agents: Sequence[Agent],
-        user_id: str | None,
-        call_type: str,
-        phone_number: str | None,
-        user_context: dict[str, Any],
-        metadata: dict[str, Any],
-        base_url: str,
-        idempotency_key: str | None,
-        request_hash: str,
-    ) -> CallCreated:
-        party = CallParty(
-            Direction.OUTBOUND.value, call_type, phone_number, user_id, user_context, metadata
-        )
+    async def _start(self, session: AsyncSession, request: CallRequest) -> CallCreated:
+        party = request.party
+        idempotency_key, request_hash = request.idempotency_key, request.request_hash
         call, failure = await new_call(
             session,
-            workflow,
-            agents,
+            request.workflow,
+            request.agents,
             party,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
@@ -179,7 +186,7 @@ class CallService:
             await session.rollback()
             if idempotency_key is None:
                 raise
-            replay = await self._replay(session, context, idempotency_key, request_hash)
+            replay = await self._replay(session, idempotency_key, request_hash)
             if replay is None:
                 raise
             return replay
@@ -189,22 +196,22 @@ class CallService:
         start = CallStart(
             call_id=call_id,
             room_name=call.room_name,
-            call_type=call_type,
-            direction=Direction.OUTBOUND.value,
-            phone_number=phone_number,
-            user_id=user_id,
-            base_url=base_url,
+            call_type=party.call_type,
+            direction=party.direction,
+            phone_number=party.phone_number,
+            user_id=party.user_id,
+            base_url=request.base_url,
             connect_timeout_seconds=connect_timeout,
             max_duration_seconds=int(settings.get("max_duration_seconds", 600)),
             metadata={"workflow_slug": call.workflow_slug},
         )
         try:
-            join = await context.media.start_call(start)
+            join = await self._media.start_call(start)
         except MediaError as exc:
-            await context.lifecycle.end(call_id, EndReason.INTERNAL_ERROR, exc.message)
+            await self._lifecycle.end(call_id, EndReason.INTERNAL_ERROR, exc.message)
             error = ServiceUnavailable if exc.unreachable else BadGateway
             raise error(f"{exc.message} (call {call_id} recorded as failed)") from None
-        await self._store_join(session, context, call, join)
+        await self._store_join(session, call, join)
         return CallCreated(
             call_id=call_id,
             room_name=call.room_name,
@@ -213,11 +220,16 @@ class CallService:
             status=CallStatus.PENDING,
         )
 
-    async def create_inbound(
+    async def route_inbound(self, caller: str, called: str) -> uuid.UUID | int:
+        """A call arriving at `called` from `caller`: the new inbound call's id, or the SIP
+        status to refuse it with (404: the number is not routed; 503: the workflow cannot run
+        now). Its own unit of work."""
+        async with self._db.session() as session:
+            return await self._create_inbound(session, caller, called)
+
+    async def _create_inbound(
         self, session: AsyncSession, caller: str, called: str
     ) -> uuid.UUID | int:
-        """A call arriving at a routed number: the new call's id, or the SIP status to refuse
-        it with (404: the number is not routed; 503: the workflow cannot run now)."""
         route = await phone_number_service.find_by_number(session, called)
         if route is None:
             return 404
@@ -238,12 +250,10 @@ class CallService:
             return 503
         return call.id
 
-    async def _store_join(
-        self, session: AsyncSession, context: AppContext, call: Call, join: CallJoin
-    ) -> None:
+    async def _store_join(self, session: AsyncSession, call: Call, join: CallJoin) -> None:
         call.join_url = join.url
         if join.token is not None:
-            call.join_token_ciphertext = context.secrets.encrypt(join.token, call.id.bytes)
+            call.join_token_ciphertext = self._secrets.encrypt(join.token, call.id.bytes)
         await session.flush()
 
     async def get(self, session: AsyncSession, call_id: uuid.UUID) -> Call:
@@ -252,7 +262,8 @@ class CallService:
             raise NotFound(f"call {call_id} not found")
         return call
 
-    def metrics(self, call: Call) -> CallMetrics:
+    @staticmethod
+    def metrics(call: Call) -> CallMetrics:
         return summarize(call.metrics_samples or {}, call.duration_seconds, call.agent_handoffs)
 
     async def search(
@@ -279,9 +290,7 @@ class CallService:
             entries.append(entry)
         return entries
 
-    async def request_end(
-        self, session: AsyncSession, context: AppContext, call_id: uuid.UUID
-    ) -> Call:
+    async def request_end(self, session: AsyncSession, call_id: uuid.UUID) -> Call:
         """End a live call politely: its session says goodbye and hangs up.
 
         A call with a session in this process is asked directly. A call not yet connected is
@@ -294,12 +303,12 @@ class CallService:
             raise Conflict(f"call {call_id} has already ended ({call.status})")
         call.end_requested_at = call.end_requested_at or utcnow()
         await session.commit()
-        asked = await context.running_calls.request_end(call_id)
+        asked = await self._running_calls.request_end(call_id)
         if not asked and status in NOT_STARTED:
-            await context.lifecycle.end(
+            await self._lifecycle.end(
                 call_id, EndReason.AGENT_HANGUP, "ended through the API before it connected"
             )
-            await context.media.end_call(call_id, call.room_name)
+            await self._media.end_call(call_id, call.room_name)
         await session.refresh(call)
         return call
 
@@ -311,6 +320,3 @@ def _caller_number(caller: str) -> str | None:
         return normalize_e164(candidate)
     except ValueError:
         return caller[:16] or None
-
-
-call_service = CallService()

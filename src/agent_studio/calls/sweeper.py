@@ -10,9 +10,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.media import MediaBackend
 from agent_studio.calls.repository import call_repository
 from agent_studio.calls.states import NOT_STARTED, CallStatus, EndReason
-from agent_studio.context import AppContext
 from agent_studio.core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,42 @@ log = logging.getLogger(__name__)
 END_REQUEST_GRACE_SECONDS = 15.0
 
 
-async def sweep_once(context: AppContext) -> int:
-    """End every call that is overdue now; returns how many were ended."""
+class CallSweeper:
+    """Ends overdue calls: `sweep_once` now, `run` every `interval_seconds` until cancelled."""
+
+    def __init__(
+        self,
+        lifecycle: CallLifecycle,
+        media: MediaBackend,
+        *,
+        heartbeat_timeout_seconds: float,
+        interval_seconds: float,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._media = media
+        self._heartbeat_timeout = heartbeat_timeout_seconds
+        self._interval = interval_seconds
+
+    async def sweep_once(self) -> int:
+        """End every call that is overdue now; returns how many were ended."""
+        return await _sweep(self._lifecycle, self._media, self._heartbeat_timeout)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call sweep failed; retrying at the next interval")
+
+
+async def _sweep(lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeout: float) -> int:
     now = utcnow()
-    heartbeat_before = now - timedelta(seconds=context.settings.heartbeat_timeout_seconds)
+    heartbeat_before = now - timedelta(seconds=heartbeat_timeout)
     end_requested_before = now - timedelta(seconds=END_REQUEST_GRACE_SECONDS)
-    async with context.db.session() as session:
+    async with lifecycle.db.session() as session:
         rows = await call_repository.stale_live_calls(
             session, now, heartbeat_before, end_requested_before
         )
@@ -40,18 +71,7 @@ async def sweep_once(context: AppContext) -> int:
             reason, error = EndReason.WORKER_LOST, "the call's runtime stopped reporting"
         else:
             continue
-        if await context.lifecycle.end(call_id, reason, error, note=True) is not None:
+        if await lifecycle.end(call_id, reason, error, note=True) is not None:
             ended += 1
-            await context.media.end_call(call_id, f"call-{call_id}")
+            await media.end_call(call_id, f"call-{call_id}")
     return ended
-
-
-async def run_sweeper(context: AppContext) -> None:
-    while True:
-        await asyncio.sleep(context.settings.sweep_interval_seconds)
-        try:
-            await sweep_once(context)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("call sweep failed; retrying at the next interval")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent_studio.calls.media import MediaBackend
 from agent_studio.config import MediaMode, Settings
 from agent_studio.core.crypto import SecretBox
-from agent_studio.media.base import MediaBackend
 
 if TYPE_CHECKING:
     from agent_studio.media.embedded.telephony import Telephony

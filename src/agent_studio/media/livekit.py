@@ -16,8 +16,8 @@ import aiohttp
 from google.protobuf.message import DecodeError
 from livekit import api
 
+from agent_studio.calls.media import CallJoin, CallStart, MediaError
 from agent_studio.config import Settings
-from agent_studio.media.base import CallJoin, CallStart, MediaError
 
 logger = logging.getLogger(__name__)
 

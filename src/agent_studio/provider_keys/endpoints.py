@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from agent_studio.core.deps import ContextDep, SessionDep
+from agent_studio.core.deps import SecretsDep, SessionDep
 from agent_studio.provider_keys.catalog import all_providers
 from agent_studio.provider_keys.schemas import (
     ProviderKeyCreate,
@@ -56,13 +56,13 @@ async def list_provider_keys(session: SessionDep) -> ProviderKeyList:
     responses={409: {"description": "Another default was set at the same moment; retry"}},
 )
 async def create_provider_key(
-    body: ProviderKeyCreate, session: SessionDep, context: ContextDep
+    body: ProviderKeyCreate, session: SessionDep, secrets: SecretsDep
 ) -> ProviderKeyRead:
     """Add a BYOK provider key, stored encrypted. `provider_name` must be supported for
     `provider_type` (see `GET /api/v1/providers`). With `is_default: true` it becomes the
     default of its type and the previous default is cleared. `base_url` is accepted (and
     required) only for `openai-compatible`, whose `api_key` may be omitted."""
-    key = await provider_key_service.create(session, context.secrets, body)
+    key = await provider_key_service.create(session, secrets, body)
     return _read(key)
 
 

@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from agent_studio.calls.service import call_service
+from agent_studio.calls.deps import get_call_service
+from agent_studio.calls.service import CallService
 from agent_studio.calls.states import LIVE, CallStatus
-from agent_studio.context import AppContext
-from agent_studio.core.deps import get_context
+from agent_studio.core.db import Database
+from agent_studio.core.deps import get_database
 from agent_studio.core.errors import NotFound, Unauthorized
-from agent_studio.media.embedded import EmbeddedBackend
-from agent_studio.media.embedded.tokens import InvalidCallToken
+from agent_studio.media.embedded.tokens import CallTokenIssuer, InvalidCallToken
 from agent_studio.models import Call
 
 router = APIRouter(prefix="/rtc/calls", tags=["webrtc"])
@@ -33,15 +33,15 @@ def _bearer(request: Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" else None
 
 
-def _authorize(context: AppContext, request: Request, call_id: uuid.UUID) -> None:
-    media = context.media
-    if not isinstance(media, EmbeddedBackend):
+def _authorize(request: Request, call_id: uuid.UUID) -> None:
+    tokens: CallTokenIssuer | None = getattr(request.app.state, "call_tokens", None)
+    if tokens is None:
         raise NotFound("live call events are served in embedded mode only (not with LiveKit)")
     token = _bearer(request)
     if not token:
         raise Unauthorized("missing call token")
     try:
-        media.tokens.verify(token, call_id)
+        tokens.verify(token, call_id)
     except InvalidCallToken:
         raise Unauthorized("invalid or expired call token") from None
 
@@ -68,7 +68,7 @@ def _entry(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _stream(context: AppContext, call_id: uuid.UUID) -> AsyncIterator[bytes]:
+async def _stream(db: Database, calls: CallService, call_id: uuid.UUID) -> AsyncIterator[bytes]:
     """Poll the call: a status event when it changes, a transcript event per new entry; after
     the call has ended, its final status and the end of the stream."""
     last_status: dict[str, Any] | None = None
@@ -76,13 +76,13 @@ async def _stream(context: AppContext, call_id: uuid.UUID) -> AsyncIterator[byte
     sent = 0
     quiet_since = time.monotonic()
     while True:
-        async with context.db.session() as session:
-            call = await call_service.get(session, call_id)
+        async with db.session() as session:
+            call = await calls.get(session, call_id)
             status = _status(call)
             entries: list[dict[str, Any]] = []
             if (call.transcript_seq or 0) > seen_seq:
                 seen_seq = call.transcript_seq or 0
-                entries = (await call_service.transcript(session, call_id))[sent:]
+                entries = (await calls.transcript(session, call_id))[sent:]
         for entry in entries:
             yield _event("transcript", _entry(entry))
         sent += len(entries)
@@ -116,12 +116,12 @@ async def _stream(context: AppContext, call_id: uuid.UUID) -> AsyncIterator[byte
 )
 async def call_events(call_id: uuid.UUID, request: Request) -> StreamingResponse:
     """Follow a call live with its call token: `Authorization: Bearer <token>`."""
-    context = get_context(request)
-    _authorize(context, request, call_id)
-    async with context.db.session() as session:
-        await call_service.get(session, call_id)  # 404 before the stream starts
+    _authorize(request, call_id)
+    db, calls = get_database(request), get_call_service(request)
+    async with db.session() as session:
+        await calls.get(session, call_id)  # 404 before the stream starts
     return StreamingResponse(
-        _stream(context, call_id),
+        _stream(db, calls, call_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -5,21 +5,15 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from starlette.routing import NoMatchFound
 
 from agent_studio.app import create_app
 from agent_studio.config import Settings
-from agent_studio.media.embedded.webrtc import (
-    WebRTCCalls,
-    WebRTCPeer,
-    options_from_settings,
-    webrtc_router,
-)
+from agent_studio.media.embedded.browser import BrowserCalls, CallEnder
+from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCPeer
 from tests.fixtures.live_server import live_client, live_server  # noqa: F401
 from tests.fixtures.whip_client import RecordingSink, ToneSource, WhipCaller
 
@@ -29,27 +23,10 @@ CALLER_TONE_HZ = 660.0
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The app as `app.py` builds it, plus the WebRTC endpoint while app.py does not mount it."""
+    """The app as `app.py` builds it (embedded media: its WebRTC endpoint is mounted)."""
     application = create_app(settings)
-    try:
-        application.url_path_for("join_call", call_id="x")
-    except NoMatchFound:
-        application.include_router(webrtc_router)
     async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
-        context: Any = application.state.context
-        owned = getattr(context, "webrtc", None) is None
-        if owned:
-            context.webrtc = WebRTCCalls(
-                options_from_settings(settings),
-                context.media.tokens,
-                context.lifecycle,
-                context.running_calls,
-            )
-        try:
-            yield application
-        finally:
-            if owned:
-                await context.webrtc.aclose()
+        yield application
 
 
 @pytest.fixture
@@ -73,17 +50,25 @@ class AgentAudio:
     voices: dict[uuid.UUID, ToneSource] = dataclasses.field(default_factory=dict)
     sessions: dict[uuid.UUID, WebRTCPeer] = dataclasses.field(default_factory=dict)
 
-    async def attach(self, session: WebRTCPeer) -> None:
+    async def attach(self, session: WebRTCPeer) -> CallEnder | None:
         self.heard[session.call_id] = RecordingSink()
         self.voices[session.call_id] = ToneSource(AGENT_TONE_HZ)
         self.sessions[session.call_id] = session
         session.attach(sink=self.heard[session.call_id], source=self.voices[session.call_id])
+        return None  # no session: the media's endings are recorded as they come
 
 
 @pytest.fixture
-def agent_audio(webrtc: WebRTCCalls) -> AgentAudio:
+def browser(app: FastAPI) -> BrowserCalls:
+    adapter = app.state.context.browser
+    assert isinstance(adapter, BrowserCalls)
+    return adapter
+
+
+@pytest.fixture
+def agent_audio(browser: BrowserCalls) -> AgentAudio:
     audio = AgentAudio()
-    webrtc.on_active[:] = [audio.attach]  # in place of the real runtime: media tests only
+    browser.start_runtime = audio.attach  # in place of the real runtime: media tests only
     return audio
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from agent_studio.calls.states import EndReason
-from agent_studio.media.embedded.webrtc import WebRTCCalls
+from agent_studio.media.embedded.webrtc import PeerEndReason, WebRTCCalls
 from tests.fixtures.whip_client import WhipCaller
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
 from tests.media.webrtc.conftest import AgentAudio
@@ -81,11 +80,11 @@ async def test_the_agent_ending_the_call_closes_the_peer(
     call = await active_call(live_client, caller)
     call_id = uuid.UUID(call["call_id"])
     assert agent_audio.sessions[call_id] is webrtc.get(call_id)
-    assert await webrtc.end(call_id, EndReason.AGENT_HANGUP)
+    assert await webrtc.end(call_id, PeerEndReason.AGENT_HANGUP)
     await wait_until(lambda: caller.pc.connectionState == "closed", timeout=5)
     ended = await status_of(live_client, call["call_id"])
     assert (ended["status"], ended["end_reason"]) == ("completed", "agent_hangup")
-    assert not await webrtc.end(call_id, EndReason.AGENT_HANGUP)
+    assert not await webrtc.end(call_id, PeerEndReason.AGENT_HANGUP)
 
 
 async def test_server_shutdown_ends_live_calls(
@@ -106,7 +105,7 @@ async def test_endings_that_race_settle_once(
     async with asyncio.timeout(5):
         await asyncio.gather(
             caller.hang_up(live_client),
-            webrtc.end(call_id, EndReason.AGENT_HANGUP),
+            webrtc.end(call_id, PeerEndReason.AGENT_HANGUP),
             webrtc.close(call_id),
             live_client.post(f"/api/v1/calls/{call_id}/end"),
         )

@@ -2,7 +2,7 @@
 
 `RunnerStandIn` does what `CallRunner` does with a transport, without models: it hands the
 call's audio to `TransportAudioInput` / `TransportAudioOutput`, and ends a call by closing the
-peer (its `on_end` hook) before recording the end.
+peer (its `on_end` hook) before recording the end; `BrowserCalls` ends the call through it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from livekit import rtc
 
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.states import EndReason
-from agent_studio.media.embedded.webrtc import WebRTCCalls, WebRTCPeer
+from agent_studio.media.embedded.browser import BrowserCalls, CallEnder
+from agent_studio.media.embedded.webrtc import WebRTCPeer
 from agent_studio.runtime.audio import TransportAudioInput, TransportAudioOutput
 from tests.fixtures.whip_client import WhipCaller, dominant_frequency, rms
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
@@ -36,7 +37,7 @@ class RunnerStandIn:
     sessions: dict[uuid.UUID, WebRTCPeer] = field(default_factory=dict)
     rates: set[tuple[int, int]] = field(default_factory=set)
 
-    async def start(self, session: WebRTCPeer) -> None:
+    async def start(self, session: WebRTCPeer) -> CallEnder:
         caller = TransportAudioInput(sample_rate=16000, label="webrtc")
         agent = TransportAudioOutput(sample_rate=48000, label="webrtc")
 
@@ -51,16 +52,17 @@ class RunnerStandIn:
             caller.push_frame(pcm, sample_rate, channels)
 
         # As the app attaches its runtime: decoded straight at the runtime's input rate.
-        session.attach(sink=sink, source=agent, end_call=end_call, sink_rate=caller.sample_rate)
+        session.attach(sink=sink, source=agent, sink_rate=caller.sample_rate)
         self.sessions[session.call_id] = session
         self.inputs[session.call_id] = caller
         self.outputs[session.call_id] = agent
+        return end_call
 
 
 @pytest.fixture
-def runner(webrtc: WebRTCCalls, app: object) -> RunnerStandIn:
+def runner(browser: BrowserCalls, app: object) -> RunnerStandIn:
     stand_in = RunnerStandIn(app.state.context.lifecycle)  # type: ignore[attr-defined]
-    webrtc.on_active[:] = [stand_in.start]  # in place of the app's own runtime hook
+    browser.start_runtime = stand_in.start  # in place of the app's own runtime
     return stand_in
 
 

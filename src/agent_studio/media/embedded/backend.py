@@ -6,9 +6,9 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING
 
+from agent_studio.calls.media import CallJoin, CallStart, MediaError
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox
-from agent_studio.media.base import CallJoin, CallStart, MediaError
 from agent_studio.media.embedded.tokens import CallTokenIssuer
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from agent_studio.calls.lifecycle import CallLifecycle
+from agent_studio.calls.media import CallStart, MediaError
 from agent_studio.calls.states import EndReason
 from agent_studio.config import Settings
-from agent_studio.media.base import CallStart, MediaError
 from agent_studio.media.embedded.sip import (
     IncomingDecision,
     SipCall,

@@ -2,33 +2,31 @@
 
 The caller's audio is decoded on the event loop as it arrives (`audio.InlineDecoding`),
 straight to the sink's rate; should aiortc's receiver not take that, its own decoder thread and
-track are read instead (48 kHz). Status follows the media: the first decoded audio frame from
-the caller makes the call `active` (then the `on_active` hooks run, where the runtime attaches
-its audio); the caller closing the connection ends it `user_hangup`; ICE/DTLS failure, or no
-audio for `media_timeout_seconds`, ends it `media_lost`. Every task here belongs to the session
-and is cancelled when it closes.
+track are read instead (48 kHz). The peer reports what its media does to `WebRTCEvents`: the
+first decoded audio frame from the caller is `audio_started` (where the call becomes `active`
+and the runtime attaches its audio); the caller closing the connection ends it `user_hangup`;
+ICE/DTLS failure, or no audio for `media_timeout_seconds`, ends it `media_lost`. Every task
+here belongs to the peer and is cancelled when it closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 from av import AudioFrame
 
-from agent_studio.calls.lifecycle import CallLifecycle
-from agent_studio.calls.states import EndReason
+from agent_studio.config import WebRTCSettings
 from agent_studio.media.embedded.webrtc.audio import (
     SAMPLE_RATE,
     AudioSink,
@@ -39,6 +37,7 @@ from agent_studio.media.embedded.webrtc.audio import (
     SourceTrack,
     discard,
 )
+from agent_studio.media.embedded.webrtc.events import PeerEndReason, WebRTCEvents
 from agent_studio.media.embedded.webrtc.fastpath.receive import QUIET_FILL, LeanReceiver
 from agent_studio.media.embedded.webrtc.fastpath.send import LeanSender
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
@@ -47,13 +46,11 @@ from agent_studio.media.embedded.webrtc.sdp import with_opus_params, with_ptime
 
 log = logging.getLogger(__name__)
 
-ActiveHook = Callable[["WebRTCPeer"], Awaitable[None]]
-CallEnder = Callable[[EndReason, str | None], Awaitable[object]]
-"""How an attached runtime ends the call (it records the end, then closes the peer)."""
-
 
 @dataclass(frozen=True, slots=True)
 class WebRTCOptions:
+    """Every peer's options, built once at start (`from_settings`)."""
+
     ice: IcePolicy
     media_timeout_seconds: float = 20.0
     ptime_ms: int = 20
@@ -75,6 +72,13 @@ class WebRTCOptions:
     caller_max_rate: int = 16000
     """The caller's audio is decoded at this rate (the runtime's): the answer says so
     (`maxplaybackrate`), and the caller's encoder codes no wider a band (RFC 7587)."""
+
+    @classmethod
+    def from_settings(
+        cls, ice: IcePolicy, media_timeout_seconds: float, streams: WebRTCSettings
+    ) -> Self:
+        """The ICE policy, the media timeout (shared with SIP) and `Settings.webrtc`."""
+        return cls(ice=ice, media_timeout_seconds=media_timeout_seconds, **streams.model_dump())
 
 
 class BadOffer(Exception):
@@ -109,15 +113,12 @@ class WebRTCPeer:
         call_id: uuid.UUID,
         token: str,
         options: WebRTCOptions,
-        lifecycle: CallLifecycle,
-        entry_agent: str | None,
-        on_active: Sequence[ActiveHook],
+        events: WebRTCEvents,
         on_closed: Callable[[WebRTCPeer], None],
     ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.call_id = call_id
         self._token_digest = _digest(token)
-        self.active = False
         self.sink: AudioSink = discard
         self.sink_rate = SAMPLE_RATE
         self.inline_decoding: InlineDecoding | None = None
@@ -129,11 +130,8 @@ class WebRTCPeer:
         self.outgoing.dtx = options.agent_dtx and options.lean_rtp
         self.pc = RTCPeerConnection(options.ice.configuration())
         self._options = options
-        self._lifecycle = lifecycle
-        self._entry_agent = entry_agent
-        self._on_active = on_active
+        self._events = events
         self._on_closed = on_closed
-        self._end_call: CallEnder | None = None
         self._speaking: Callable[[], bool] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._receiving = False
@@ -156,13 +154,11 @@ class WebRTCPeer:
         self,
         sink: AudioSink | None = None,
         source: AudioSource | None = None,
-        end_call: CallEnder | None = None,
         sink_rate: int = SAMPLE_RATE,
         speaking: Callable[[], bool] | None = None,
     ) -> None:
         """Connect the runtime: `sink` gets the caller's audio (at `sink_rate`, one of Opus's
-        rates, when decoded here), `source` feeds the reply, and endings the media sees
-        (hang-up, lost media) go to `end_call(reason, error)`. `speaking()`: whether the
+        rates, when decoded here), `source` feeds the reply. `speaking()`: whether the
         runtime has the caller in a turn (its VAD heard speech and not yet its end): the
         silence made for a quiet caller stops sooner once it has not (`LeanReceiver`)."""
         if sink is not None:
@@ -171,8 +167,6 @@ class WebRTCPeer:
             self.sink, self.sink_rate = sink, sink_rate
         if source is not None:
             self.outgoing.source = source
-        if end_call is not None:
-            self._end_call = end_call
         if speaking is not None:
             self._speaking = speaking
 
@@ -221,24 +215,17 @@ class WebRTCPeer:
         self._last_audio = asyncio.get_running_loop().time()
         self._spawn(self._watch_media(), "webrtc-media-watch")
 
-    async def end(self, reason: EndReason, error: str | None = None) -> None:
-        """End the call for `reason` and close the peer (idempotent).
-
-        With a runtime attached, the runtime ends the call (and records it); otherwise the
-        end is recorded here."""
+    async def end(self, reason: PeerEndReason, error: str | None = None) -> None:
+        """Report the call ended for `reason` (`WebRTCEvents.ended`), then close the peer
+        (idempotent)."""
         if self._ending:
             await self._await_close()
             return
         self._ending = True
         try:
-            if self._end_call is not None:
-                await self._end_call(reason, error)
-            else:
-                await self._lifecycle.end(self.call_id, reason, error, note=True)
+            await self._events.ended(self, reason, error)
         except Exception:
-            log.exception("ending a WebRTC call failed")
-            with contextlib.suppress(Exception):
-                await self._lifecycle.end(self.call_id, reason, error)
+            log.exception("reporting the end of a WebRTC call failed")
         finally:
             await self.close()
 
@@ -342,7 +329,8 @@ class WebRTCPeer:
             log.exception("the audio sink of a WebRTC call failed")
             self.sink = discard
             self._spawn(
-                self.end(EndReason.INTERNAL_ERROR, "the call's audio input failed"), "webrtc-end"
+                self.end(PeerEndReason.INTERNAL_ERROR, "the call's audio input failed"),
+                "webrtc-end",
             )
 
     def _on_connection_state(self) -> None:
@@ -352,11 +340,11 @@ class WebRTCPeer:
         if state == "failed":
             log.info("webrtc connection failed")
             self._spawn(
-                self.end(EndReason.MEDIA_LOST, "the WebRTC connection failed"), "webrtc-end"
+                self.end(PeerEndReason.MEDIA_LOST, "the WebRTC connection failed"), "webrtc-end"
             )
         elif state == "closed":
             log.info("webrtc peer closed the connection")
-            self._spawn(self.end(EndReason.USER_HANGUP), "webrtc-end")
+            self._spawn(self.end(PeerEndReason.USER_HANGUP), "webrtc-end")
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         converter = FrameConverter()
@@ -376,21 +364,15 @@ class WebRTCPeer:
                 self.sink(converter.convert(frame), SAMPLE_RATE, 1)
             except Exception:
                 log.exception("the audio sink of a WebRTC call failed")
-                await self.end(EndReason.INTERNAL_ERROR, "the call's audio input failed")
+                await self.end(PeerEndReason.INTERNAL_ERROR, "the call's audio input failed")
                 return
 
     async def _activate(self) -> None:
-        if not await self._lifecycle.mark_active(self.call_id, self._entry_agent):
-            return
-        self.active = True
-        log.info("webrtc call active")
-        for hook in self._on_active:
-            try:
-                await hook(self)
-            except Exception:
-                log.exception("a WebRTC call's on_active hook failed")
-                await self.end(EndReason.INTERNAL_ERROR, "the call's runtime failed to start")
-                return
+        try:
+            await self._events.audio_started(self)
+        except Exception:
+            log.exception("starting a WebRTC call's runtime failed")
+            await self.end(PeerEndReason.INTERNAL_ERROR, "the call's runtime failed to start")
 
     async def _watch_media(self) -> None:
         timeout = self._options.media_timeout_seconds
@@ -405,5 +387,7 @@ class WebRTCPeer:
                 await asyncio.sleep(0)
             if loop.time() - self._last_audio > timeout:
                 log.info("webrtc call lost its media")
-                await self.end(EndReason.MEDIA_LOST, f"no audio from the caller for {timeout:g} s")
+                await self.end(
+                    PeerEndReason.MEDIA_LOST, f"no audio from the caller for {timeout:g} s"
+                )
                 return

@@ -1,17 +1,11 @@
-"""The embedded WebRTC endpoint's service: who may join which call, and the calls' live peers."""
+"""The embedded WebRTC endpoint's peers: who may join which call, and the calls' live peers."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 
-from agent_studio.calls.control import RunningCalls
-from agent_studio.calls.lifecycle import CallLifecycle
-from agent_studio.calls.service import call_service
-from agent_studio.calls.states import LIVE, CallStatus, EndReason
-from agent_studio.config import Settings
 from agent_studio.core.errors import (
     BadRequest,
     Conflict,
@@ -20,9 +14,13 @@ from agent_studio.core.errors import (
     Unauthorized,
 )
 from agent_studio.media.embedded.tokens import CallTokenIssuer, InvalidCallToken
-from agent_studio.media.embedded.webrtc.ice import IcePolicy
+from agent_studio.media.embedded.webrtc.events import (
+    JoinRefused,
+    PeerEndReason,
+    UnknownCall,
+    WebRTCEvents,
+)
 from agent_studio.media.embedded.webrtc.peer import (
-    ActiveHook,
     BadOffer,
     NoCandidates,
     WebRTCOptions,
@@ -32,49 +30,20 @@ from agent_studio.media.embedded.webrtc.peer import (
 log = logging.getLogger(__name__)
 
 
-def options_from_settings(settings: Settings) -> WebRTCOptions:
-    """`AGENT_STUDIO_ICE_*`, `_MEDIA_TIMEOUT_SECONDS`, `_WEBRTC_*`. Raises IceConfigError."""
-    ice = IcePolicy.parse(
-        hosts=settings.ice_hosts,
-        servers=settings.ice_servers,
-        allowed_peers=settings.ice_allowed_peers,
-        public_address=settings.ice_public_address,
-    )
-    return WebRTCOptions(
-        ice,
-        settings.media_timeout_seconds,
-        settings.webrtc_ptime_ms,
-        settings.webrtc_jitter_packets,
-        settings.webrtc_lean_rtp,
-        settings.webrtc_caller_dtx,
-        settings.webrtc_quiet_fill_seconds,
-        settings.webrtc_agent_dtx,
-    )
-
-
 class WebRTCCalls:
     """Admits one peer per call with the call's token, and owns the peers while they live.
 
-    `on_active` hooks run when a call's audio starts flowing and the call is `active`: that is
-    where the runtime attaches (`session.attach(sink=..., source=..., end_call=...)`). While a
-    peer is live its call is registered in `RunningCalls`, so ending the call through the API
-    hangs it up; a runtime may register its own (polite) handler instead, and closes the peer
-    (`session.close()`) when it has ended the call.
+    What happens to each peer is reported to `events` (`WebRTCEvents`): whether the call may
+    take a peer, the answer, the first audio (where the runtime attaches), the end, the close.
     """
 
     def __init__(
-        self,
-        options: WebRTCOptions,
-        tokens: CallTokenIssuer,
-        lifecycle: CallLifecycle,
-        running_calls: RunningCalls,
+        self, options: WebRTCOptions, tokens: CallTokenIssuer, events: WebRTCEvents
     ) -> None:
         options.ice.check_hosts()
         self.options = options
-        self.on_active: list[ActiveHook] = []
+        self.events = events
         self._tokens = tokens
-        self._lifecycle = lifecycle
-        self._running_calls = running_calls
         self._sessions: dict[uuid.UUID, WebRTCPeer] = {}
         self._joining: set[uuid.UUID] = set()
 
@@ -99,20 +68,19 @@ class WebRTCCalls:
         self._joining.add(call_id)  # no await since the check: concurrent joins see it
         admitted = False
         try:
-            entry_agent = await self._waiting_call(call_id)
-            session = WebRTCPeer(
-                call_id,
-                token,
-                self.options,
-                self._lifecycle,
-                entry_agent,
-                self.on_active,
-                self._forget,
-            )
+            try:
+                await self.events.joining(call_id)
+            except JoinRefused as exc:
+                raise Conflict(str(exc)) from None
+            except UnknownCall:
+                raise NotFound(f"call {call_id} not found") from None
+            session = WebRTCPeer(call_id, token, self.options, self.events, self._forget)
             try:
                 answer = await session.negotiate(offer)
-                if not await self._lifecycle.mark_connecting(call_id):
-                    raise Conflict("the call is no longer waiting for a peer")
+                await self.events.answered(session)
+            except JoinRefused as exc:
+                await session.close()
+                raise Conflict(str(exc)) from None
             except BadOffer as exc:
                 await session.close()
                 raise BadRequest(str(exc)) from None
@@ -123,9 +91,6 @@ class WebRTCCalls:
                 await session.close()
                 raise
             self._sessions[call_id] = session
-            self._running_calls.register(
-                call_id, functools.partial(session.end, EndReason.AGENT_HANGUP)
-            )
             session.start()
             admitted = True
             log.info("webrtc peer joined a call")
@@ -146,9 +111,11 @@ class WebRTCCalls:
             raise NotFound("no such WebRTC session (the call may have ended)")
         if not session.opened_with(token):
             raise Unauthorized("this token did not open this session")
-        await session.end(EndReason.USER_HANGUP)
+        await session.end(PeerEndReason.USER_HANGUP)
 
-    async def end(self, call_id: uuid.UUID, reason: EndReason, error: str | None = None) -> bool:
+    async def end(
+        self, call_id: uuid.UUID, reason: PeerEndReason, error: str | None = None
+    ) -> bool:
         """End a call that has a peer here, for `reason`; False if it has none."""
         session = self._sessions.get(call_id)
         if session is None:
@@ -166,7 +133,7 @@ class WebRTCCalls:
         """Server shutdown: every live call loses its media; record why before the database goes."""
         sessions = list(self._sessions.values())
         await asyncio.gather(
-            *(s.end(EndReason.WORKER_LOST, "the server shut down") for s in sessions),
+            *(s.end(PeerEndReason.WORKER_LOST, "the server shut down") for s in sessions),
             return_exceptions=True,
         )
 
@@ -179,23 +146,11 @@ class WebRTCCalls:
             raise Unauthorized("invalid or expired call token") from None
         return token
 
-    async def _waiting_call(self, call_id: uuid.UUID) -> str | None:
-        """Check the call waits for its peer; returns its entry agent."""
-        async with self._lifecycle.db.session() as session:
-            call = await call_service.get(session, call_id)
-            status, call_type = CallStatus(call.status), call.call_type
-        if status not in LIVE:
-            raise Conflict(f"the call has ended ({status.value})")
-        if status is not CallStatus.PENDING:
-            raise Conflict("a peer has already joined this call")
-        if call_type != "voip":
-            raise Conflict("only VoIP calls are joined over WebRTC")
-        snapshot = await self._lifecycle.snapshot(call_id) or {}
-        entry_agent = snapshot.get("workflow", {}).get("entry_agent")
-        return entry_agent if isinstance(entry_agent, str) else None
-
     def _forget(self, session: WebRTCPeer) -> None:
         if self._sessions.get(session.call_id) is session:
             del self._sessions[session.call_id]
-            self._running_calls.unregister(session.call_id)
             self._joining.discard(session.call_id)
+            try:
+                self.events.closed(session)
+            except Exception:
+                log.exception("reporting a closed WebRTC peer failed")

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from agent_studio.core.deps import get_context
+from agent_studio.core.deps import get_settings_of, public_base_url
 from agent_studio.core.errors import AgentStudioError, BadRequest, NotFound
 from agent_studio.media.embedded.webrtc.peers import WebRTCCalls
 
@@ -26,7 +26,7 @@ class UnsupportedMediaType(AgentStudioError):
 
 
 def _calls(request: Request) -> WebRTCCalls:
-    calls = getattr(get_context(request), "webrtc", None)
+    calls = getattr(request.app.state, "webrtc", None)
     if not isinstance(calls, WebRTCCalls):
         raise NotFound("embedded WebRTC is not enabled on this server")
     return calls
@@ -82,8 +82,7 @@ async def join_call(call_id: uuid.UUID, request: Request) -> Response:
     offer = await _offer(request)
     calls = _calls(request)
     session, answer = await calls.join(call_id, _bearer(request), offer)
-    context = get_context(request)
-    base = (context.settings.public_url or str(request.base_url)).rstrip("/")
+    base = public_base_url(request, get_settings_of(request))
     return Response(
         content=answer,
         status_code=status.HTTP_201_CREATED,

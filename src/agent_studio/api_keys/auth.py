@@ -9,13 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_studio.api_keys.repository import api_key_repository
 from agent_studio.core.crypto import hash_api_key
-from agent_studio.core.deps import SessionDep, get_context
+from agent_studio.core.deps import SessionDep, get_settings_of
 from agent_studio.core.errors import Unauthorized
-from agent_studio.models import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="An Agent Studio API key")
 
@@ -33,16 +32,11 @@ async def authenticate(session: AsyncSession, bootstrap: str | None, presented: 
         return Principal(api_key_id=None, name="bootstrap")
     if not presented.startswith("as_") or len(presented) > 128:
         raise Unauthorized()
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.name).where(
-                ApiKey.key_hash == hash_api_key(presented), ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).first()
-    if row is None:
+    found = await api_key_repository.active_by_hash(session, hash_api_key(presented))
+    if found is None:
         raise Unauthorized()
-    return Principal(api_key_id=row.id, name=row.name)
+    key_id, name = found
+    return Principal(api_key_id=key_id, name=name)
 
 
 async def require_api_key(
@@ -52,7 +46,7 @@ async def require_api_key(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    settings = get_context(request).settings
+    settings = get_settings_of(request)
     bootstrap = settings.api_key.get_secret_value() if settings.api_key else None
     return await authenticate(session, bootstrap, credentials.credentials)
 

@@ -1,4 +1,8 @@
-"""The media backend interface the call service uses to start and end calls on a transport."""
+"""The media port of the call service: how it starts and ends calls on a transport.
+
+The backends (`media/embedded`, `media/livekit.py`) implement `MediaBackend`; the call service
+knows only this module, so `calls` never imports `media`.
+"""
 
 from __future__ import annotations
 
