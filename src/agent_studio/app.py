@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from agent_studio import __version__
@@ -18,13 +19,16 @@ from agent_studio.calls.endpoints import router as calls_router
 from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.error_handlers import install_error_handlers
+from agent_studio.core.errors import Unauthorized
 from agent_studio.core.memory import freeze_long_lived, freeze_while_busy, settle
+from agent_studio.core.metrics import CONTENT_TYPE, exposition
 from agent_studio.core.migrate import upgrade_to_head
 from agent_studio.demo import seed_demo
 from agent_studio.media.embedded.webrtc import webrtc_router
 from agent_studio.phone_numbers.endpoints import router as phone_numbers_router
 from agent_studio.provider_keys.endpoints import providers_router
 from agent_studio.provider_keys.endpoints import router as provider_keys_router
+from agent_studio.runtime.tracing import start_tracing, stop_tracing
 from agent_studio.web import web_router
 from agent_studio.workflows.endpoints import router as workflows_router
 
@@ -41,6 +45,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracer_provider = start_tracing(settings)
         context = AppContext.create(settings)
         await upgrade_to_head(context.db.engine)
         await seed_demo(context.db, settings.data_dir, enabled=settings.demo)
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await context.aclose()
+            stop_tracing(tracer_provider)
 
     app = FastAPI(
         title="Agent Studio",
@@ -104,4 +110,25 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text exposition; bearer `metrics_token` when set (docs/operations.md)."""
+        if not _metrics_allowed(settings, request.headers.get("authorization")):
+            raise Unauthorized("missing or invalid metrics token")
+        context: AppContext = request.app.state.context
+        async with context.db.session() as session:
+            live_calls = await context.calls.live_counts_by_type(session)
+        return Response(exposition(live_calls), media_type=CONTENT_TYPE)
+
     return app
+
+
+def _metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """Open without a metrics token; with one, only `Authorization: Bearer <that token>`."""
+    if settings.metrics_token is None:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = settings.metrics_token.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    )

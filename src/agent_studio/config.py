@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     # Offer the `daily-call` demo workflow on the first start with an empty database.
     demo: bool = True
 
+    # Operations (docs/operations.md). `GET /metrics` asks for this bearer token when it is set
+    # and is open when it is not.
+    metrics_token: SecretStr | None = None
+    # OpenTelemetry traces go to this OTLP/HTTP collector (the standard variable's name, e.g.
+    # http://collector:4318) when it is set; none are made when it is not.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_STUDIO_OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    # Traces carry what was said (prompts, transcripts, tool arguments) only when this is true.
+    trace_content: bool = False
+
     # Database pool (PostgreSQL); SQLite always uses one connection, see core/db.py.
     db_pool_size: int = 10
     db_max_overflow: int = 20
@@ -140,6 +154,11 @@ class Settings(BaseSettings):
     media_timeout_seconds: float = 20.0
     webrtc: WebRTCSettings = Field(default_factory=lambda: WebRTCSettings())
     """The WebRTC streams' settings (`AGENT_STUDIO_WEBRTC_*`)."""
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("livekit_url")
     @classmethod

@@ -12,6 +12,7 @@ from livekit.agents.metrics import EOUMetrics, LLMMetrics, TTSMetrics
 from livekit.agents.voice.events import ConversationItemAddedEvent, MetricsCollectedEvent
 
 from agent_studio.calls.metrics import MetricsSample, fold, summarize
+from agent_studio.core.metrics import REGISTRY
 from agent_studio.runtime.recorder import CallRecorder, CallWriter
 
 
@@ -145,3 +146,38 @@ async def test_the_writer_keeps_order_and_survives_a_failing_write() -> None:
     writer.submit(lambda: slow(2))
     await writer.aclose()
     assert done == [0, 1, 2]
+
+
+async def test_a_voice_turn_is_observed_in_the_turn_latency_histograms() -> None:
+    stages = ("eou", "stt", "llm_ttft", "tts_ttfb", "voice_to_voice")
+
+    def counted() -> dict[str, tuple[float, float]]:
+        figures: dict[str, tuple[float, float]] = {}
+        for stage in stages:
+            labels = {"stage": stage}
+            count = REGISTRY.get_sample_value("agent_studio_turn_latency_seconds_count", labels)
+            total = REGISTRY.get_sample_value("agent_studio_turn_latency_seconds_sum", labels)
+            figures[stage] = (count or 0.0, total or 0.0)
+        return figures
+
+    before = counted()
+    writer = CallWriter()
+    recorder = CallRecorder(uuid.uuid4(), RecordingLifecycle(), writer)  # type: ignore[arg-type]
+    recorder._on_item(said("user", "What's the weather?"))
+    recorder._on_metrics(MetricsCollectedEvent(metrics=eou(0.5, 0.12)))
+    recorder._on_metrics(MetricsCollectedEvent(metrics=llm(0.28, 40)))
+    recorder._on_metrics(MetricsCollectedEvent(metrics=tts(0.085)))
+    recorder._on_item(said("assistant", "Sunny.", e2e_latency=0.95))
+    await writer.aclose()
+
+    after = counted()
+    expected = {
+        "eou": 0.5,
+        "stt": 0.12,
+        "llm_ttft": 0.28,
+        "tts_ttfb": 0.085,
+        "voice_to_voice": 0.95,
+    }
+    for stage, seconds in expected.items():
+        assert after[stage][0] == before[stage][0] + 1, stage
+        assert abs(after[stage][1] - before[stage][1] - seconds) < 1e-9, stage

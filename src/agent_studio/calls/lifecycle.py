@@ -25,6 +25,7 @@ from agent_studio.calls.states import (
     status_for_end,
 )
 from agent_studio.core.db import Database
+from agent_studio.core.metrics import CALLS_ENDED
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Call, TranscriptEntry
 
@@ -95,6 +96,7 @@ class CallLifecycle:
                         timestamp=now,
                     )
                 )
+        CALLS_ENDED.labels(status=final.value, end_reason=reason.value).inc()
         log.info("call ended")
         return final
 

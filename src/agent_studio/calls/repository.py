@@ -12,7 +12,7 @@ from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only, undefer
 
-from agent_studio.calls.states import LIVE, CallStatus
+from agent_studio.calls.states import LIVE, CallStatus, CallType
 from agent_studio.models import Call, TranscriptEntry
 
 
@@ -102,6 +102,17 @@ class CallRepository:
             .limit(limit)
         )
         return rows.scalars().all()
+
+    async def live_counts_by_type(self, session: AsyncSession) -> dict[str, int]:
+        """Live calls (pending, connecting, active) per call type; every known type is listed."""
+        rows = await session.execute(
+            select(Call.call_type, func.count())
+            .where(Call.status.in_([s.value for s in LIVE]))
+            .group_by(Call.call_type)
+        )
+        counts = {t.value: 0 for t in CallType}
+        counts.update({call_type: count for call_type, count in rows.all()})
+        return counts
 
     async def next_transcript_seq(self, session: AsyncSession, call_id: uuid.UUID) -> int | None:
         result = await session.execute(

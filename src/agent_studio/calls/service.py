@@ -271,6 +271,10 @@ class CallService:
     ) -> tuple[Sequence[Call], int]:
         return await call_repository.search(session, where, offset, limit)
 
+    async def live_counts_by_type(self, session: AsyncSession) -> dict[str, int]:
+        """How many calls are live, by call type (every type listed, 0 when none)."""
+        return await call_repository.live_counts_by_type(session)
+
     async def list_active(self, session: AsyncSession, limit: int) -> Sequence[Call]:
         return await call_repository.list_live(session, limit)
 

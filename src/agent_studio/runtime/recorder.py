@@ -25,6 +25,7 @@ from livekit.agents.metrics import EOUMetrics, LLMMetrics, TTSMetrics
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.metrics import LATENCY_FIELDS, MetricsSample
 from agent_studio.calls.states import EndReason
+from agent_studio.core.metrics import observe_turn_latency
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ class CallRecorder:
             if item.role == "user":
                 self._add(new_turn=True)
             else:
-                self._add(e2e_latency_ms=_ms(item.metrics.get("e2e_latency")))
+                e2e = item.metrics.get("e2e_latency")
+                observe_turn_latency("voice_to_voice", e2e)
+                self._add(e2e_latency_ms=_ms(e2e))
                 self.flush_metrics()
 
     def _on_handoff(self, item: AgentHandoff) -> None:
@@ -178,17 +181,22 @@ class CallRecorder:
     def _on_metrics(self, event: Any) -> None:
         metrics = event.metrics
         if isinstance(metrics, LLMMetrics):
-            ttft = None if metrics.cancelled or metrics.ttft < 0 else _ms(metrics.ttft)
+            ttft = None if metrics.cancelled or metrics.ttft < 0 else metrics.ttft
+            observe_turn_latency("llm_ttft", ttft)
             self._add(
-                llm_latency_ms=ttft,
+                llm_latency_ms=_ms(ttft),
                 prompt_tokens=metrics.prompt_tokens,
                 completion_tokens=metrics.completion_tokens,
                 total_tokens=metrics.total_tokens,
             )
         elif isinstance(metrics, TTSMetrics):
-            self._add(tts_latency_ms=None if metrics.cancelled else _ms(metrics.ttfb))
+            ttfb = None if metrics.cancelled else metrics.ttfb
+            observe_turn_latency("tts_ttfb", ttfb)
+            self._add(tts_latency_ms=_ms(ttfb))
         elif isinstance(metrics, EOUMetrics):
             # STT latency: end of the user's speech -> final transcript, whatever the STT.
+            observe_turn_latency("eou", metrics.end_of_utterance_delay)
+            observe_turn_latency("stt", metrics.transcription_delay)
             self._add(
                 eou_delay_ms=_ms(metrics.end_of_utterance_delay),
                 stt_latency_ms=_ms(metrics.transcription_delay),

@@ -15,16 +15,25 @@ from typing import Any
 import aiohttp
 from livekit.agents import AgentSession
 from livekit.agents.voice import SpeechHandle
+from opentelemetry import trace
 
 from agent_studio.calls.states import EndReason
+from agent_studio.core.metrics import PROVIDER_ERRORS
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
 from agent_studio.runtime.audio import TransportAudioInput
 from agent_studio.runtime.options import Activation, EndHook, RuntimeDeps, RuntimeOptions
 from agent_studio.runtime.providers import CallProviders, ProviderError
 from agent_studio.runtime.recorder import CallRecorder, CallWriter
 from agent_studio.runtime.spec import CallSpec, CallSpecError
-from agent_studio.runtime.supervision import TIMEOUT_TEXT, CallClock, close_outcome, error_text
+from agent_studio.runtime.supervision import (
+    TIMEOUT_TEXT,
+    CallClock,
+    close_outcome,
+    error_kind,
+    error_text,
+)
 from agent_studio.runtime.tools import ToolHost
+from agent_studio.runtime.tracing import CALL_ID_ATTRIBUTE, END_REASON_ATTRIBUTE, call_tracer
 from agent_studio.runtime.voice_session import (
     attach_output,
     call_vad,
@@ -80,6 +89,8 @@ class CallRunner:
         self._failure: str | None = None
         self._done = asyncio.Event()
         self.end_reason: EndReason | None = None
+        # The call's trace: livekit's session, turn and provider spans nest under this one.
+        self._span = call_tracer.start_span("call", attributes={CALL_ID_ATTRIBUTE: str(call_id)})
 
     # Starting.
 
@@ -88,7 +99,10 @@ class CallRunner:
         (provider_error or internal_error) and `wait()` returns at once."""
         self._http = self.deps.http_session or aiohttp.ClientSession()
         try:
-            await self._start()
+            # The session started here keeps this span as its parent (the caller's context is
+            # restored on leaving).
+            with trace.use_span(self._span, end_on_exit=False, record_exception=False):
+                await self._start()
         except ProviderError as exc:
             log.warning("call could not start: a provider cannot be used")
             await self._finish(EndReason.PROVIDER_ERROR, str(exc), polite=False)
@@ -286,6 +300,8 @@ class CallRunner:
                 self.end_reason = reason
         finally:
             await self._release()
+            self._span.set_attribute(END_REASON_ATTRIBUTE, reason.value)
+            self._span.end()
             self._done.set()
 
     async def _release(self) -> None:
@@ -320,6 +336,7 @@ class CallRunner:
 
     def _on_error(self, event: Any) -> None:
         name = self._providers.name_of(event.source) if self._providers else None
+        PROVIDER_ERRORS.labels(provider=name or "unknown", kind=error_kind(event.error)).inc()
         self._failure = error_text(event, name) or self._failure
 
     def _on_close(self, event: Any) -> None:

@@ -116,7 +116,8 @@ def failure_text(provider: str, error: Any) -> str:
     return f"{provider}: {reason}"
 
 
-def _kind(error: Any) -> str:
+def error_kind(error: Any) -> str:
+    """What failed, from a livekit error's type: `stt`, `llm`, `tts`, ... (else `provider`)."""
     return str(getattr(error, "type", "provider")).removesuffix("_error")
 
 
@@ -124,7 +125,7 @@ def error_text(event: Any, provider_name: str | None) -> str | None:
     """For a session `error` event: the failure text if it is final (retries used up)."""
     if getattr(event.error, "recoverable", True):
         return None
-    return failure_text(provider_name or _kind(event.error), event.error)
+    return failure_text(provider_name or error_kind(event.error), event.error)
 
 
 def close_outcome(event: Any, failure: str | None) -> tuple[EndReason, str | None]:
@@ -132,4 +133,4 @@ def close_outcome(event: Any, failure: str | None) -> tuple[EndReason, str | Non
     reason = _CLOSE_REASONS.get(getattr(event.reason, "value", ""), EndReason.AGENT_HANGUP)
     if event.error is None and reason is not EndReason.PROVIDER_ERROR:
         return reason, None
-    return EndReason.PROVIDER_ERROR, failure or failure_text(_kind(event.error), event.error)
+    return EndReason.PROVIDER_ERROR, failure or failure_text(error_kind(event.error), event.error)

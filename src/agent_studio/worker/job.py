@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agent_studio.calls.states import NOT_STARTED, CallType, EndReason
 from agent_studio.config import get_settings
 from agent_studio.runtime import CallRunner, RuntimeOptions
+from agent_studio.runtime.tracing import flush_job_process_tracing, start_job_process_tracing
 from agent_studio.worker.host import CallInfo, JobHost
 from agent_studio.worker.sip_dial import dial, sip_request
 
@@ -251,11 +252,13 @@ async def entrypoint(ctx: JobContext) -> None:
         await run_call_job(job, host, JobRoom(ctx))
     finally:
         await host.aclose()
+        flush_job_process_tracing()
         ctx.shutdown("call over")
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the VAD while the job process waits for its job."""
+    """Load the VAD while the job process waits for its job; start tracing when configured."""
     from agent_studio.runtime.voice_session import load_vad
 
     load_vad()
+    start_job_process_tracing(get_settings())
