@@ -95,7 +95,8 @@ class CallLifecycle:
                         timestamp=now,
                     )
                 )
-        log.info("call ended")
+        # Named here: the sweeper and the API end calls outside any bound call.
+        log.info("call ended", extra={"call_id": str(call_id), "reason": reason.value})
         return final
 
     async def heartbeat(self, call_id: uuid.UUID) -> bool:

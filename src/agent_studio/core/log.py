@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from agent_studio.config import Settings
 
 NO_CALL = "-"
-LOGGED_FIELDS = ("provider", "error")
+LOGGED_FIELDS = ("provider", "error", "reason")
 """Structured values a line may carry besides its message: names and safe reasons only."""
 
 _call_id: ContextVar[str | None] = ContextVar("agent_studio_call_id", default=None)
