@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from agent_studio.config import Settings
 
 NO_CALL = "-"
-LOGGED_FIELDS = ("provider", "error", "reason")
+LOGGED_FIELDS = ("provider", "provider_type", "error", "reason", "status", "code", "delay")
 """Structured values a line may carry besides its message: names and safe reasons only."""
 
 _call_id: ContextVar[str | None] = ContextVar("agent_studio_call_id", default=None)
@@ -156,6 +156,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
             # At DEBUG it prints every statement's parameters (phone numbers, ciphertext).
             "aiosqlite": {"level": "INFO"},
+            # A line per provider request, with its URL (a custom base_url may hold a key).
+            "httpx": {"level": "WARNING"},
         },
     }
 
