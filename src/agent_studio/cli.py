@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -11,6 +10,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_studio.config import get_settings
+from agent_studio.core.log import configure_logging
 
 T = TypeVar("T")
 
@@ -46,12 +46,17 @@ def serve(
     from agent_studio.app import create_app
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_config = configure_logging(settings)
     # Once started (migrations, imports), what exists lives as long as the process.
     application = create_app(settings, freeze_after_start=True)
-    uvicorn.run(application, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        log_config=log_config,
+        proxy_headers=True,
+    )
 
 
 @app.command()

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     media: MediaMode = MediaMode.EMBEDDED
     public_url: str | None = None
     log_level: str = "info"
+    # `text`: one readable line per record; `json`: one JSON object per line (uvicorn's too).
+    log_format: Literal["text", "json"] = "text"
     # Offer the `daily-call` demo workflow on the first start with an empty database.
     demo: bool = True
 

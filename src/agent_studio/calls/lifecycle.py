@@ -97,7 +97,8 @@ class CallLifecycle:
                     )
                 )
         CALLS_ENDED.labels(status=final.value, end_reason=reason.value).inc()
-        log.info("call ended")
+        # Named here: the sweeper and the API end calls outside any bound call.
+        log.info("call ended", extra={"call_id": str(call_id), "reason": reason.value})
         return final
 
     async def heartbeat(self, call_id: uuid.UUID) -> bool:

@@ -18,10 +18,12 @@ from livekit.agents.voice import SpeechHandle
 from opentelemetry import trace
 
 from agent_studio.calls.states import EndReason
+from agent_studio.core.log import bind_call
 from agent_studio.core.metrics import PROVIDER_ERRORS
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
 from agent_studio.runtime.audio import TransportAudioInput
 from agent_studio.runtime.options import Activation, EndHook, RuntimeDeps, RuntimeOptions
+from agent_studio.runtime.provider_logs import demote_provider_failures
 from agent_studio.runtime.providers import CallProviders, ProviderError
 from agent_studio.runtime.recorder import CallRecorder, CallWriter
 from agent_studio.runtime.spec import CallSpec, CallSpecError
@@ -31,6 +33,7 @@ from agent_studio.runtime.supervision import (
     close_outcome,
     error_kind,
     error_text,
+    failure_fields,
 )
 from agent_studio.runtime.tools import ToolHost
 from agent_studio.runtime.tracing import CALL_ID_ATTRIBUTE, END_REASON_ATTRIBUTE, call_tracer
@@ -96,7 +99,15 @@ class CallRunner:
 
     async def start(self) -> None:
         """Build everything and start the session. A call that cannot start is ended
-        (provider_error or internal_error) and `wait()` returns at once."""
+        (provider_error or internal_error) and `wait()` returns at once.
+
+        The session's tasks are created here, with the call bound (`core.log.bind_call`):
+        their log lines carry the call's id."""
+        demote_provider_failures()
+        with bind_call(self.call_id):
+            await self._start_or_end()
+
+    async def _start_or_end(self) -> None:
         self._http = self.deps.http_session or aiohttp.ClientSession()
         try:
             # The session started here keeps this span as its parent (the caller's context is
@@ -104,7 +115,8 @@ class CallRunner:
             with trace.use_span(self._span, end_on_exit=False, record_exception=False):
                 await self._start()
         except ProviderError as exc:
-            log.warning("call could not start: a provider cannot be used")
+            fields = failure_fields(exc)
+            log.warning("call could not start: a provider cannot be used", extra=fields)
             await self._finish(EndReason.PROVIDER_ERROR, str(exc), polite=False)
         except CallSpecError as exc:
             log.warning("call could not start: its snapshot cannot be run")
@@ -194,6 +206,10 @@ class CallRunner:
     async def send_text(self, text: str) -> list[str]:
         """Say `text` as the user once the agent has finished speaking; returns what the
         agent(s) answered to it (text mode, tests)."""
+        with bind_call(self.call_id):
+            return await self._send_text(text)
+
+    async def _send_text(self, text: str) -> list[str]:
         if self.session is None or self._request is not None:
             return []
         if not self._activating:
@@ -337,7 +353,10 @@ class CallRunner:
     def _on_error(self, event: Any) -> None:
         name = self._providers.name_of(event.source) if self._providers else None
         PROVIDER_ERRORS.labels(provider=name or "unknown", kind=error_kind(event.error)).inc()
-        self._failure = error_text(event, name) or self._failure
+        failure = error_text(event, name)
+        if failure is not None:  # retries used up; livekit's own lines about it are DEBUG
+            log.warning("provider failed", extra=failure_fields(failure))
+        self._failure = failure or self._failure
 
     def _on_close(self, event: Any) -> None:
         if self._request is None:  # closed on its own: a provider failed, the user left, ...
@@ -345,16 +364,18 @@ class CallRunner:
             self.request_end(reason, error, polite=False)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        with bind_call(self.call_id):
+            task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
 
 async def run_call(call_id: uuid.UUID, deps: RuntimeDeps, **kwargs: Any) -> EndReason | None:
     """Run one call to its end (the embedded server's and the worker's entry point)."""
-    runner = CallRunner(call_id, deps, **kwargs)
-    try:
-        await runner.start()
-        return await runner.wait()
-    finally:
-        await runner.aclose()
+    with bind_call(call_id):
+        runner = CallRunner(call_id, deps, **kwargs)
+        try:
+            await runner.start()
+            return await runner.wait()
+        finally:
+            await runner.aclose()

@@ -116,6 +116,13 @@ def failure_text(provider: str, error: Any) -> str:
     return f"{provider}: {reason}"
 
 
+def failure_fields(failure: str | Exception) -> dict[str, str]:
+    """A failure text (`<provider>: <reason>`, as `failure_text` and `ProviderError` make it)
+    as log fields: `provider` and `error`."""
+    provider, _, reason = str(failure).partition(": ")
+    return {"provider": provider, "error": reason} if reason else {"error": provider}
+
+
 def error_kind(error: Any) -> str:
     """What failed, from a livekit error's type: `stt`, `llm`, `tts`, ... (else `provider`)."""
     return str(getattr(error, "type", "provider")).removesuffix("_error")

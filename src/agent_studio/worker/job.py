@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_studio.calls.states import NOT_STARTED, CallType, EndReason
 from agent_studio.config import get_settings
+from agent_studio.core.log import bind_call
 from agent_studio.runtime import CallRunner, RuntimeOptions
 from agent_studio.runtime.tracing import flush_job_process_tracing, start_job_process_tracing
 from agent_studio.worker.host import CallInfo, JobHost
@@ -101,6 +102,11 @@ def sip_problem(host: JobHost, info: CallInfo) -> str | None:
 
 async def run_call_job(job: JobCall, host: JobHost, room: CallRoom) -> EndReason | None:
     """Run the job's call to its end; its end reason (None: nothing was run or recorded)."""
+    with bind_call(job.call_id):  # every line about the job, and its tasks', names the call
+        return await _run_call_job(job, host, room)
+
+
+async def _run_call_job(job: JobCall, host: JobHost, room: CallRoom) -> EndReason | None:
     call_id = job.call_id
     info = await host.load_call(call_id)
     if info is None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from agent_studio.core.log import configure_logging
 from agent_studio.media.livekit import ws_url
 from agent_studio.worker.job import JobMetadataError, entrypoint, parse_metadata, prewarm
 from agent_studio.worker.settings import WorkerSettings
@@ -136,9 +137,7 @@ def build_server(settings: WorkerSettings) -> AgentServer:
 def run_worker(settings: WorkerSettings | None = None) -> int:
     """Run until SIGTERM/SIGINT (then drain) or until LiveKit stays unreachable; exit code."""
     settings = settings or WorkerSettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     problems = config_problems(settings)
     if problems:
         log.error("worker cannot start: LiveKit is not configured")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_studio.core.log import CallIdFilter, current_call_id
 from tests.media.sip.conftest import MakeUa, Speech
 from tests.media.sip.support import PcmSource, Sink, Sipp, ToneSource
 
@@ -137,8 +138,9 @@ async def test_agent_hangup_sends_bye(make_ua: MakeUa, tmp_path: Path, speech: S
 
 
 async def test_rtp_stopping_without_bye_is_media_lost(
-    make_ua: MakeUa, tmp_path: Path, speech: Speech
+    make_ua: MakeUa, tmp_path: Path, speech: Speech, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.handler.addFilter(CallIdFilter())  # as on the server's handlers
     shutil.copy(speech.ulaw_wav, tmp_path / "speech-ulaw.wav")
     sipp = Sipp("uas_rtp_stop.xml", tmp_path)
     ua, events = await make_ua(trunk=sipp.uri, media_timeout=1.0)
@@ -150,6 +152,10 @@ async def test_rtp_stopping_without_bye_is_media_lost(
         assert await sipp.wait() == 0, sipp.explain()  # SIPp received our BYE
     assert ended.args[0] == "media_lost"
     assert sink.loud_frames() >= 10, "SIPp's speech did not arrive before it stopped"
+    # The media timer's warning names the call, and nothing else there is logged as it.
+    lost = [r for r in caplog.records if r.getMessage().startswith("no RTP received")]
+    assert [r.call_id for r in lost] == [str(call.call_id)]  # type: ignore[attr-defined]
+    assert current_call_id() is None
 
 
 async def test_retransmitted_and_stale_responses_are_harmless(

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from agent_studio.core.log import set_call_id
 from agent_studio.media.embedded.sip.dialog import Dialog
 from agent_studio.media.embedded.sip.rtp import (
     SAMPLE_RATE,
@@ -138,6 +139,7 @@ class SipCall:
         return True
 
     async def _deliver(self) -> None:
+        set_call_id(self.call_id)  # this task's context: the app's handlers log as the call
         while True:
             kind, args = await self._queue.get()
             try:

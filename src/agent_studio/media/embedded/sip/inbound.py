@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent_studio.core.log import set_call_id
 from agent_studio.media.embedded.sip.call import SipCall
 from agent_studio.media.embedded.sip.dialog import Dialog, new_tag
 from agent_studio.media.embedded.sip.fields import FieldError, parse_uri
@@ -135,6 +136,7 @@ async def _route_and_answer(
         if not pending.cancelled:
             reply(txn, decision.status if 300 <= decision.status <= 699 else 480)
         return
+    set_call_id(decision.call_id)  # this task's: the call's timers and log lines keep it
     media = RtpSession(ua.config.media_timeout)
     call = SipCall(decision.call_id, "inbound", from_number, to_number, request.call_id,
                    txn.peer, media, LocalSession("", 0), ua.events)  # fmt: skip

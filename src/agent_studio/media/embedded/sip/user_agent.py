@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 
+from agent_studio.core.log import bind_call
 from agent_studio.media.embedded.sip.addressing import LocalAddress, resolve
 from agent_studio.media.embedded.sip.call import IncomingDecision, SipCall, SipCallEvents
 from agent_studio.media.embedded.sip.config import SipConfig
@@ -99,6 +100,11 @@ class SipUserAgent:
 
     async def dial(self, call_id: uuid.UUID, to_number: str, connect_timeout: float) -> SipCall:
         """Send the INVITE and return at once; progress arrives through the events."""
+        # The call's timers (RTP, connect timeout, retransmissions) start here and keep it.
+        with bind_call(call_id):
+            return await self._dial(call_id, to_number, connect_timeout)
+
+    async def _dial(self, call_id: uuid.UUID, to_number: str, connect_timeout: float) -> SipCall:
         trunk = self.config.trunk
         if trunk is None:
             raise SipError("SIP calls need a SIP trunk: set AGENT_STUDIO_SIP_TRUNK_URI")
@@ -160,9 +166,15 @@ class SipUserAgent:
     # --- message routing ---------------------------------------------------------------------
 
     def _on_message(self, message: SipRequest | SipResponse, peer: Peer) -> None:
+        leg = self._legs.get(message.call_id)
+        with bind_call(leg.call.call_id if leg is not None else None):  # log lines name the call
+            self._route_message(message, peer, leg)
+
+    def _route_message(
+        self, message: SipRequest | SipResponse, peer: Peer, leg: Leg | None
+    ) -> None:
         if isinstance(message, SipResponse):
             if not self.layer.receive_response(message):
-                leg = self._legs.get(message.call_id)
                 is_invite_ok = message.cseq[1] == "INVITE" and 200 <= message.status < 300
                 if isinstance(leg, OutboundLeg) and is_invite_ok:
                     leg._on_success(message)  # a 2xx retransmitted after Timer M: ACK again
