@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
 
 import httpx
 
+from agent_studio.core.log import CallIdFilter
 from agent_studio.media.embedded.webrtc import PeerEndReason, WebRTCCalls
 from tests.fixtures.whip_client import WhipCaller
 from tests.media.webrtc.call_status import new_call, status_of, wait_for, wait_until
@@ -113,3 +115,32 @@ async def test_endings_that_race_settle_once(
     assert ended["status"] == "completed"
     assert ended["end_reason"] in ("user_hangup", "agent_hangup")
     await wait_until(lambda: len(webrtc) == 0, timeout=5)
+
+
+async def test_the_peers_log_lines_name_the_call(
+    live_client: httpx.AsyncClient, webrtc: WebRTCCalls, caller: WhipCaller
+) -> None:
+    """Lines logged while the peer joins, from its media callbacks, and when it hangs up carry
+    the call's id (`core.log.bind_call`), as the server's log handler prints them."""
+    records: list[tuple[str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.getMessage(), str(getattr(record, "call_id", ""))))
+
+    handler = Collect(logging.INFO)
+    handler.addFilter(CallIdFilter())
+    logger = logging.getLogger("agent_studio")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        call = await active_call(live_client, caller)
+        assert (await caller.hang_up(live_client)).status_code == 200
+        await wait_until(lambda: len(webrtc) == 0, timeout=5)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    seen = dict(records)
+    for message in ("webrtc peer joined a call", "webrtc call active", "call ended"):
+        assert seen.get(message) == call["call_id"], (message, records)

@@ -13,6 +13,7 @@ from agent_studio.core.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from agent_studio.core.log import bind_call
 from agent_studio.media.embedded.tokens import CallTokenIssuer, InvalidCallToken
 from agent_studio.media.embedded.webrtc.events import (
     JoinRefused,
@@ -60,8 +61,15 @@ class WebRTCCalls:
 
         401: bad, expired or another call's token. 404: unknown call. 409: a peer already
         joined, or the call has ended. 400: an offer that cannot be answered. 503: the server
-        has no address to offer (configuration). Only a 201 uses the token up.
+        has no address to offer (configuration). Only a 201 uses the token up. The peer's
+        tasks and callbacks, made here, log with the call's id.
         """
+        with bind_call(call_id):
+            return await self._join(call_id, token, offer)
+
+    async def _join(
+        self, call_id: uuid.UUID, token: str | None, offer: str
+    ) -> tuple[WebRTCPeer, str]:
         token = self._verify(call_id, token)
         if call_id in self._joining:
             raise Conflict("a peer has already joined this call")
@@ -111,7 +119,8 @@ class WebRTCCalls:
             raise NotFound("no such WebRTC session (the call may have ended)")
         if not session.opened_with(token):
             raise Unauthorized("this token did not open this session")
-        await session.end(PeerEndReason.USER_HANGUP)
+        with bind_call(call_id):
+            await session.end(PeerEndReason.USER_HANGUP)
 
     async def end(
         self, call_id: uuid.UUID, reason: PeerEndReason, error: str | None = None
