@@ -82,7 +82,6 @@ class BrowserCalls:
         self._running.register(
             peer.call_id, functools.partial(peer.end, PeerEndReason.AGENT_HANGUP)
         )
-        log.info("webrtc peer joined a call")
 
     async def audio_started(self, peer: WebRTCPeer) -> None:
         snapshot = await self._lifecycle.snapshot(peer.call_id) or {}
