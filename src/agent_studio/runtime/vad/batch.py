@@ -1,16 +1,13 @@
 """Silero VAD inferences of every call in the process, run together in batches on one thread.
 
-livekit's silero stream runs one ONNX inference per 32 ms window, each on the default thread
-pool: at tens of calls that is thousands of thread hand-offs a second, each fighting the event
-loop for the GIL. The model takes a batch (its state has a batch axis), and a batch of 16
-windows costs about what 3 single ones do. So every call's streams hand their windows to one
-`VadBatcher`: while a batch runs on its thread, new windows queue, and the next batch takes all
-of them (at light load a batch is one window, at heavy load it grows by itself). The results
-are the single-window results: each stream keeps its own model state.
-
-The hook is the silero stream's `_loop.run_in_executor(None, model, window)`, its only use of
-the loop (livekit-plugins-silero as pinned); `batch_inference` leaves a stream as it is when
-that changes. The sessions are kept for the process (`_batchers` holds them by id).
+Hooks livekit-plugins-silero 1.8.9's stream at its only use of the loop,
+`_loop.run_in_executor(None, model, window)`; `batch_inference` leaves a stream as it is when
+that changes. Why: one ONNX inference per 32 ms window on the default thread pool is, at tens of
+calls, thousands of thread hand-offs a second fighting the event loop for the GIL, while a batch
+of 16 windows costs about what 3 single ones do (docs/webrtc.md, "Capacity"). Every call's
+streams hand their windows to one `VadBatcher`: while a batch runs, new windows queue, and the
+next batch takes them all. Results equal single-window results: each stream keeps its own model
+state. The sessions are kept for the process (`_batchers` holds them by id).
 """
 
 from __future__ import annotations

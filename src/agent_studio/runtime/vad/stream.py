@@ -1,19 +1,14 @@
 """silero's VAD stream loop, the same events for less work per 32 ms window.
 
-livekit-plugins-silero's `VADStream._main_task` keeps the audio not yet inferred as lists of
-`rtc.AudioFrame`s: for every window it joins them into new frames (twice: the input and the
-model-rate copy), converts, then wraps what is left in two more new frames, and builds
-`np.iinfo` twice. At tens of calls that bookkeeping cost more than the rest of the VAD on the
-event loop. `LeanSileroStream` runs the same algorithm over two int16 buffers with a read
-offset, and sends the same events: every field (positions, durations, probability, speaking
-state, the frames they carry) is computed by the same operations in the same order, so the
-events are equal value for value (`tests/runtime/vad/test_stream.py` checks them against
-silero's own stream). Inference still goes through `self._loop.run_in_executor(None, model,
-window)`, which `vad_batch` routes to the process's batcher.
-
-Written against livekit-plugins-silero as pinned; `supported()` says whether that stream is the
-one this mirrors (its options, speech buffer and constructor), and `call_vad` falls back to
-silero's own stream when not.
+Mirrors livekit-plugins-silero 1.8.9's `VADStream._main_task` (`supported()` checks its options,
+speech buffer and constructor; on another version `call_vad` keeps silero's own stream). Why:
+silero's loop joins and re-wraps `rtc.AudioFrame` lists for every window, which at tens of calls
+cost more than the rest of the VAD on the event loop (docs/webrtc.md, "Capacity").
+`LeanSileroStream` runs the same algorithm over two int16 buffers with a read offset: every
+field of every event is computed by the same operations in the same order, so the events are
+equal value for value (`tests/runtime/vad/test_stream.py` checks them against silero's stream).
+Inference still goes through `self._loop.run_in_executor(None, model, window)`, which
+`vad.batch` routes to the process's batcher.
 """
 
 from __future__ import annotations

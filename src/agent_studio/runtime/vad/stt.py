@@ -1,6 +1,6 @@
 """A non-streaming STT cut into utterances by the call's own VAD, not by a second one.
 
-livekit runs a non-streaming STT (Whisper, OpenAI-style transcription endpoints) behind a
+livekit-agents 1.8.9 runs a non-streaming STT (Whisper, OpenAI-style transcription endpoints) behind a
 `StreamAdapter` that gives it its own VAD stream: every call then runs silero twice on the same
 audio (the session's stream for turn taking, the adapter's to cut utterances), and that second
 stream was the largest single cost per call in the capacity profile. `SharedVadSTT` takes the

@@ -1,6 +1,9 @@
-"""A call's incoming RTP taken where the socket hands it over, once aiortc has set up
-(`fastpath/send.py` says why), decoded in order as it comes, and a quiet caller's pauses heard as
-silence (docs/webrtc.md, "Decisions").
+"""A call's incoming RTP taken where the socket hands it over, once aiortc has set up.
+
+Patches aiortc 1.16.0 / aioice 0.13.0 as `send.py` does (and says why): the datagram handler of
+the nominated pair's socket, aiortc's receiver statistics and timestamp mapper, and what its
+jitter buffer holds at take-over. Packets are decoded in order as they come (no playout buffer),
+and a quiet caller's pauses are heard as silence (docs/webrtc.md, "Decisions").
 """
 
 from __future__ import annotations

@@ -1,28 +1,25 @@
-"""RTP for a call's audio both ways without aiortc's Python per packet, once aiortc has set up.
+"""RTP for a call's audio both ways without aiortc's per-packet Python, once aiortc has set up.
 
-aiortc sends each track from a task of its own that sleeps until the frame is due, builds an
-`RtpPacket`, serializes it with its header extensions and passes it through four coroutines to
-the socket. It receives each datagram through aioice's STUN parser, an asyncio queue, the DTLS
-transport's task, `RtpPacket.parse` and the receiver's coroutine. At tens of calls, 100 packets
-a second per call, that is a large share of the event loop (docs/webrtc.md, "Capacity").
+Patches aiortc 1.16.0 / aioice 0.13.0 (private attributes of the sender, the DTLS transport and
+the ICE connection, checked when installed; on other versions aiortc's own path stays and
+tests/media/webrtc/test_fastpath.py fails loudly; `AGENT_STUDIO_WEBRTC_LEAN_RTP=false` turns it
+off). Why: aiortc sends each track from a task of its own, through `RtpPacket` objects and four
+coroutines to the socket, and receives each datagram through a STUN parser, a queue, the DTLS
+task and the receiver's coroutine: at tens of calls, 100 packets a second each, that was a large
+share of the event loop (figures: docs/webrtc.md, "Capacity").
 
-Once aiortc has negotiated the call and DTLS has given the SRTP keys:
+Once DTLS has given the SRTP keys:
 
-- `SendClock`: one task per event loop wakes every 20 ms and sends, for every call, the packets
-  that are due: the track's next payload (`SourceTrack.next_payload`) behind a header made once
-  (sequence number and timestamp written in), SRTP, then the nominated pair's socket. The
-  sender's counters are kept, so aiortc's RTCP sender reports and stats stay true.
-- `LeanReceiver` (`fastpath/receive.py`): an RTP datagram of the call's codec from the nominated
-  pair's remote address is unprotected and parsed where the socket hands it over, then goes
-  into the receiver's own statistics (its RTCP receiver reports) and timestamp mapper, and on
-  to the decoder (`InlineDecoding.put`) in sequence order as it comes: no playout buffer holds
-  it back (a packet waits only behind a missing one), and a caller's pauses it did not send
-  (DTX) are heard as silence, made by the loop's `SilenceFill`.
+- `SendClock`: one task per event loop wakes every 20 ms and sends, for every call, its due
+  packet (`SourceTrack.next_payload`) behind a header made once, through SRTP to the nominated
+  pair's socket. The sender's counters are kept, so aiortc's RTCP sender reports stay true.
+- `LeanReceiver` (`receive.py`): the call's RTP from the nominated pair is unprotected and parsed
+  where the socket hands it over, counted in the receiver's statistics (its RTCP receiver
+  reports), and decoded in sequence order as it comes (`InlineDecoding.put`); a caller's pauses
+  it did not send (DTX) are heard as silence made by the loop's `SilenceFill`.
 
 Everything else (STUN, DTLS, RTCP, media before nomination or from another address) still takes
-aiortc's path, into aiortc's jitter buffer. Both read private attributes of aiortc 1.16 /
-aioice 0.13, checked when installed; when they are not there, aiortc's own path stays
-(tests/media/webrtc/test_fastpath.py fails loudly).
+aiortc's path.
 """
 
 from __future__ import annotations
