@@ -1,11 +1,11 @@
 """A non-streaming STT cut into utterances by the call's own VAD, not by a second one.
 
-livekit-agents 1.8.9 runs a non-streaming STT (Whisper, OpenAI-style transcription endpoints) behind a
-`StreamAdapter` that gives it its own VAD stream: every call then runs silero twice on the same
-audio (the session's stream for turn taking, the adapter's to cut utterances), and that second
-stream was the largest single cost per call in the capacity profile. `SharedVadSTT` takes the
-utterance boundaries from the session's stream instead (`VadTap` records what that stream was
-given and what it said) and cuts the STT's own audio at them.
+livekit-agents 1.8.9 runs a non-streaming STT (Whisper, OpenAI-style transcription endpoints)
+behind a `StreamAdapter` that gives it its own VAD stream: every call then runs silero twice on
+the same audio (the session's stream for turn taking, the adapter's to cut utterances), and that
+second stream was the largest single cost per call in the capacity profile. `SharedVadSTT` takes
+the utterance boundaries from the session's stream instead (`VadTap` records what that stream
+was given and what it said) and cuts the STT's own audio at them.
 
 Same result as the adapter, with one difference on purpose: livekit feeds the STT silence in
 place of the caller's audio while the agent speaks uninterruptibly (and during echo-cancel
