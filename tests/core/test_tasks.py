@@ -161,6 +161,33 @@ async def test_a_task_being_closed_may_ask_to_close_again_without_a_deadlock() -
     assert len(tasks) == 0
 
 
+async def test_cancel_then_close_from_an_own_task_waits_for_the_others() -> None:
+    # The peer's close: cancel its tasks, close the connection, then wait for the tasks.
+    tasks = OwnedTasks("test owner")
+    other_cleaned = asyncio.Event()
+    seen_between: list[bool] = []
+
+    async def other() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.02)
+            other_cleaned.set()
+
+    async def end() -> None:
+        await asyncio.sleep(0)
+        tasks.cancel()
+        late = tasks.spawn(asyncio.sleep(0))
+        await asyncio.sleep(0)  # the owner's own work in between
+        seen_between.append(other_cleaned.is_set())
+        await tasks.close()
+        assert other_cleaned.is_set() and late.cancelled()
+
+    sibling = tasks.spawn(other())
+    await asyncio.wait_for(tasks.spawn(end()), 2)
+    assert seen_between == [False] and sibling.cancelled()
+
+
 async def test_a_task_spawned_after_close_never_runs() -> None:
     tasks = OwnedTasks("test owner")
     await tasks.close()

@@ -41,6 +41,7 @@ class OwnedTasks:
         self._log = logger or log
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._closer: asyncio.Task[Any] | None = None  # the task that began closing
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Run `coro` as a task of this owner (in the caller's context); after `close()`, a
@@ -64,21 +65,29 @@ class OwnedTasks:
     def closed(self) -> bool:
         return self._closed
 
+    def cancel(self) -> None:
+        """Begin closing without waiting: refuse new tasks and cancel every task but the calling
+        one, for an owner with its own work to do between cancelling and waiting (`close()`)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closer = asyncio.current_task()
+        for task in self._tasks:
+            if task is not self._closer:
+                task.cancel()
+
     async def close(self) -> None:
         """Cancel every task but the calling one and wait until they are done (idempotent).
 
         An owner may close from one of its own tasks: that task is neither cancelled nor
         awaited. A second call waits for the same tasks without cancelling them again (a task
-        that is cleaning up is not interrupted twice); from one of the owner's tasks it returns
-        at once, since the first close may be waiting for that very task.
+        that is cleaning up is not interrupted twice); from another of the owner's tasks it
+        returns at once, since the first close may be waiting for that very task.
         """
         current = asyncio.current_task()
         if not self._closed:
-            self._closed = True
-            for task in self._tasks:
-                if task is not current:
-                    task.cancel()
-        elif current in self._tasks:
+            self.cancel()
+        elif current in self._tasks and current is not self._closer:
             return
         others = [task for task in self._tasks if task is not current]
         if others:
