@@ -22,8 +22,8 @@ class OwnedTasks:
     cancellation) is logged once at ERROR, and `close()` cancels and awaits the ones still running.
 
     Unlike `asyncio.TaskGroup`, tasks are independent: one task's failure does not cancel the
-    others, and nothing is raised to the owner. After `close()` a spawned task is cancelled
-    before it starts (its coroutine never runs): callbacks that fire late stay harmless.
+    others, and nothing is raised to the owner. After `close()` (or `cancel()`) a spawned task is
+    cancelled before it starts (its coroutine never runs): callbacks that fire late stay harmless.
     """
 
     def __init__(
@@ -33,9 +33,9 @@ class OwnedTasks:
         call_id: uuid.UUID | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        """`label` names the owner in the failure log ("call runner"); `call_id` goes into the
-        record's `call_id` when the task's context does not carry one; `logger` is the
-        owner's module logger (default: this module's)."""
+        """`label` names the owner in the failure log ("call runner"); `call_id`, if given, is
+        the failure record's `call_id`; `logger` is the owner's module logger (default: this
+        module's)."""
         self.label = label
         self._extra = {"call_id": str(call_id)} if call_id is not None else None
         self._log = logger or log
@@ -44,8 +44,8 @@ class OwnedTasks:
         self._closer: asyncio.Task[Any] | None = None  # the task that began closing
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
-        """Run `coro` as a task of this owner (in the caller's context); after `close()`, a
-        task already cancelled."""
+        """Run `coro` as a task of this owner (in the caller's context); once closing has
+        begun, a task already cancelled."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
