@@ -19,6 +19,7 @@ from agent_studio.calls.control import RunningCalls
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.core.crypto import SecretBox
 from agent_studio.core.db import Database
+from agent_studio.core.tasks import OwnedTasks
 from agent_studio.runtime import (
     WEBHOOK_SECRET_PURPOSE,
     Activation,
@@ -50,7 +51,8 @@ class CallHost:
         self._running = running
         self._http: aiohttp.ClientSession | None = None
         self._deps: RuntimeDeps | None = None
-        self._runners: dict[uuid.UUID, tuple[CallRunner, asyncio.Task[Any]]] = {}
+        self._runners: dict[uuid.UUID, CallRunner] = {}
+        self._waits = OwnedTasks("call host", logger=log)  # one per runner: until its call ends
         self.on_idle: Callable[[], object] | None = None
         """Run when the last live call has ended (a second later, if none has started since)."""
 
@@ -67,8 +69,7 @@ class CallHost:
         return self._deps
 
     def runner(self, call_id: uuid.UUID) -> CallRunner | None:
-        entry = self._runners.get(call_id)
-        return entry[0] if entry else None
+        return self._runners.get(call_id)
 
     def __len__(self) -> int:
         return len(self._runners)
@@ -93,8 +94,8 @@ class CallHost:
             options=self.options,
         )
         await runner.start()
-        task = asyncio.create_task(runner.wait(), name=f"call-{call_id}")
-        self._runners[call_id] = (runner, task)
+        task = self._waits.spawn(runner.wait(), name=f"call-{call_id}")
+        self._runners[call_id] = runner
         task.add_done_callback(lambda _: self._ended(call_id))
         return runner
 
@@ -112,7 +113,8 @@ class CallHost:
                 log.exception("the call host's idle hook failed")
 
     async def aclose(self) -> None:
-        runners = [runner for runner, _ in self._runners.values()]
+        runners = list(self._runners.values())
         await asyncio.gather(*(r.aclose() for r in runners), return_exceptions=True)
+        await self._waits.close()
         if self._http is not None:
             await self._http.close()

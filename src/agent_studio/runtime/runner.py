@@ -20,6 +20,7 @@ from opentelemetry import trace
 from agent_studio.calls.states import EndReason
 from agent_studio.core.log import bind_call
 from agent_studio.core.metrics import PROVIDER_ERRORS
+from agent_studio.core.tasks import OwnedTasks
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
 from agent_studio.runtime.audio import TransportAudioInput
 from agent_studio.runtime.options import Activation, EndHook, RuntimeDeps, RuntimeOptions
@@ -88,7 +89,7 @@ class CallRunner:
         self._activating = False
         self._finishing = False
         self._stop_quietly = False  # the call was already over: write nothing more
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("call runner", call_id=call_id, logger=log)
         self._failure: str | None = None
         self._done = asyncio.Event()
         self.end_reason: EndReason | None = None
@@ -168,7 +169,7 @@ class CallRunner:
             return  # the session closed while starting: the ending is under way
         if self.deps.running_calls is not None:
             self.deps.running_calls.register(self.call_id, self._on_end_requested)
-        self._supervisor = asyncio.create_task(self._supervise(), name="call-supervisor")
+        self._supervisor = self._tasks.spawn(self._supervise(), name="call-supervisor")
         if self.activation != "on_user_input":
             await self._activate()
 
@@ -199,7 +200,7 @@ class CallRunner:
     def user_present(self) -> None:
         """The user is there (media connected, phone answered): the call becomes active."""
         if not self._activating and self._supervisor is not None:
-            self._spawn(self._activate())
+            self._tasks.spawn(self._activate(), name="call-activate")
 
     # Text mode.
 
@@ -238,7 +239,7 @@ class CallRunner:
             self._request = (reason, error, polite)
             self._wake.set()
             if self._supervisor is None:
-                self._spawn(self._finish(reason, error, polite=False))
+                self._tasks.spawn(self._finish(reason, error, polite=False), name="call-end")
 
     async def end(
         self, reason: EndReason, error: str | None = None, *, polite: bool = False
@@ -323,11 +324,7 @@ class CallRunner:
     async def _release(self) -> None:
         if self.deps.running_calls is not None:
             self.deps.running_calls.unregister(self.call_id)
-        current = asyncio.current_task()
-        owned = [t for t in (self._supervisor, *self._tasks) if t is not None and t is not current]
-        for task in owned:
-            task.cancel()
-        await asyncio.gather(*owned, return_exceptions=True)
+        await self._tasks.close()  # the supervisor too, unless it is the one ending the call
         if self._providers is not None:
             await self._providers.aclose()
         if self._http is not None and self.deps.http_session is None:
@@ -362,12 +359,6 @@ class CallRunner:
         if self._request is None:  # closed on its own: a provider failed, the user left, ...
             reason, error = close_outcome(event, self._failure)
             self.request_end(reason, error, polite=False)
-
-    def _spawn(self, coro: Any) -> None:
-        with bind_call(self.call_id):
-            task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 async def run_call(call_id: uuid.UUID, deps: RuntimeDeps, **kwargs: Any) -> EndReason | None:

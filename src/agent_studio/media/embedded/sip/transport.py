@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent_studio.core.tasks import OwnedTasks
 from agent_studio.media.embedded.sip.message import (
     ParseError,
     SipRequest,
@@ -64,7 +65,7 @@ class SipTransport:
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._streams: dict[Peer, asyncio.StreamWriter] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("SIP transport", logger=log)  # one reader per TCP connection
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
@@ -92,9 +93,7 @@ class SipTransport:
             self._server.close()
         for writer in list(self._streams.values()):
             writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         if self._udp is not None:
             self._udp.close()
         self._streams.clear()
@@ -129,9 +128,7 @@ class SipTransport:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
     ) -> None:
         self._streams[peer] = writer
-        task = asyncio.create_task(self._read_stream(reader, writer, peer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._read_stream(reader, writer, peer), name="sip-tcp-reader")
 
     async def _read_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer

@@ -7,9 +7,10 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 
 from agent_studio.core.log import bind_call
+from agent_studio.core.tasks import OwnedTasks
 from agent_studio.media.embedded.sip.addressing import LocalAddress, resolve
 from agent_studio.media.embedded.sip.call import IncomingDecision, SipCall, SipCallEvents
 from agent_studio.media.embedded.sip.config import SipConfig
@@ -63,7 +64,7 @@ class SipUserAgent:
         self._legs: dict[str, Leg] = {}  # by SIP Call-ID
         self._by_id: dict[uuid.UUID, Leg] = {}
         self._pending: dict[str, PendingInvite] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("SIP user agent", logger=log)  # inbound INVITEs being routed
         self._cleanups: set[asyncio.TimerHandle] = set()
         self.local = LocalAddress(config)
         self.sources = SourcePolicy(config)
@@ -85,9 +86,7 @@ class SipUserAgent:
             if not leg.call.ended:
                 leg.hang_up()
         await asyncio.sleep(0)  # let the BYEs and CANCELs leave
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         for handle in self._cleanups:
             handle.cancel()
         await asyncio.gather(*(leg.call.aclose() for leg in self._by_id.values()))
@@ -214,7 +213,7 @@ class SipUserAgent:
             if leg is not None or request.call_id in self._pending:
                 txn.respond(make_response(request, 482, "Loop Detected", to_tag=new_tag()))
                 return
-            self._spawn(receive_invite(self, request, txn))
+            self._tasks.spawn(receive_invite(self, request, txn), name="sip-inbound-invite")
         else:
             txn.respond(make_response(request, 481, "Call/Transaction Does Not Exist"))
 
@@ -277,11 +276,6 @@ class SipUserAgent:
 
         handle = loop.call_later(64 * self.timers.t1, forget)
         self._cleanups.add(handle)
-
-    def _spawn(self, coro: Coroutine[None, None, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _trunk_peer(self) -> Peer:
         trunk = self.config.trunk
