@@ -27,6 +27,7 @@ from aiortc.sdp import SessionDescription
 from av import AudioFrame
 
 from agent_studio.config import WebRTCSettings
+from agent_studio.core.tasks import OwnedTasks
 from agent_studio.media.embedded.webrtc.audio import (
     SAMPLE_RATE,
     AudioSink,
@@ -133,7 +134,7 @@ class WebRTCPeer:
         self._events = events
         self._on_closed = on_closed
         self._speaking: Callable[[], bool] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("WebRTC peer", call_id=call_id, logger=log)
         self._receiving = False
         self._heard = False
         self._last_audio = 0.0
@@ -235,16 +236,13 @@ class WebRTCPeer:
             await self._await_close()
             return
         self._closing = True
-        current = asyncio.current_task()
-        others = [task for task in self._tasks if task is not current]
-        for task in others:
-            task.cancel()
+        self._tasks.cancel()  # all but the current one, which may be one of them
         self.outgoing.stop()
         try:
             await self.pc.close()
         except Exception:
             log.exception("closing a WebRTC peer connection failed")
-        await asyncio.gather(*others, return_exceptions=True)
+        await self._tasks.close()
         self._on_closed(self)
         self._closed.set()
 
@@ -261,14 +259,7 @@ class WebRTCPeer:
         return self._closed.is_set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a WebRTC session task failed", exc_info=task.exception())
+        self._tasks.spawn(coro, name=name)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio" or self._receiving or self._closing:
