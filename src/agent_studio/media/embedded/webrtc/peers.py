@@ -19,6 +19,7 @@ from agent_studio.core.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from agent_studio.core.snapshot import CallSnapshotError
 from agent_studio.media.embedded.tokens import CallTokenIssuer, InvalidCallToken
 from agent_studio.media.embedded.webrtc.ice import IcePolicy
 from agent_studio.media.embedded.webrtc.peer import (
@@ -190,9 +191,11 @@ class WebRTCCalls:
             raise Conflict("a peer has already joined this call")
         if call_type != "voip":
             raise Conflict("only VoIP calls are joined over WebRTC")
-        snapshot = await self._lifecycle.snapshot(call_id) or {}
-        entry_agent = snapshot.get("workflow", {}).get("entry_agent")
-        return entry_agent if isinstance(entry_agent, str) else None
+        try:
+            snapshot = await self._lifecycle.snapshot(call_id)
+        except CallSnapshotError:
+            return None  # the runtime ends the call (internal_error) when it starts it
+        return None if snapshot is None else snapshot.entry_agent
 
     def _forget(self, session: WebRTCPeer) -> None:
         if self._sessions.get(session.call_id) is session:
