@@ -100,8 +100,8 @@ async def test_test_agent_call(client: httpx.AsyncClient, app: FastAPI) -> None:
     call = (await client.get(f"/api/v1/calls/{call_id}")).json()
     assert call["workflow_id"] is None and call["workflow_slug"] is None
     snapshot = await app.state.context.lifecycle.snapshot(call_id)
-    assert snapshot["test_agent"] is True
-    assert snapshot["agents"]["greeter-agent"]["greeting"] == "Hello Tester! How are you today?"
+    assert snapshot is not None and snapshot.test_agent is True
+    assert snapshot.agent("greeter-agent").greeting == "Hello Tester! How are you today?"
     assert (
         await client.post("/api/v1/calls/test-agent", json={"agent_name": "ghost"})
     ).status_code == 404
@@ -121,18 +121,18 @@ async def test_snapshot_renders_templates_and_ignores_later_edits(
         "/api/v1/workflows/daily-call", json={"settings": {"max_duration_seconds": 60}}
     )
     snapshot = await app.state.context.lifecycle.snapshot(uuid.UUID(created["call_id"]))
-    assert snapshot["workflow"]["entry_agent"] == "greeter-agent"
-    assert snapshot["workflow"]["settings"]["max_duration_seconds"] == 600
-    greeter = snapshot["agents"]["greeter-agent"]
-    assert greeter["greeting"] == "Hello Jane! How are you today?"
-    assert greeter["instructions"] == "Greet Jane warmly."
-    assert greeter["llm"]["provider"] == "openai" and greeter["llm"]["key_source"] == "provider_key"
-    assert greeter["stt"]["provider"] == "local-whisper" and greeter["tts"]["provider"] == "local"
-    assert "sk-test" not in str(snapshot)
-    assert [t["name"] for t in snapshot["agents"]["meal-agent"]["tools"]] == ["save_meal"]
+    assert snapshot is not None and snapshot.entry_agent == "greeter-agent"
+    assert snapshot.settings.max_duration_seconds == 600
+    greeter = snapshot.agent("greeter-agent")
+    assert greeter.greeting == "Hello Jane! How are you today?"
+    assert greeter.instructions == "Greet Jane warmly."
+    assert greeter.llm.provider == "openai" and greeter.llm.key_source == "provider_key"
+    assert greeter.stt.provider == "local-whisper" and greeter.tts.provider == "local"
+    assert "sk-test" not in str(snapshot.to_stored())
+    assert [t.name for t in snapshot.agent("meal-agent").tools] == ["save_meal"]
     new = await start_call(client)
     newer = await app.state.context.lifecycle.snapshot(uuid.UUID(new["call_id"]))
-    assert newer["agents"]["greeter-agent"]["greeting"] == "Changed"
+    assert newer is not None and newer.agent("greeter-agent").greeting == "Changed"
 
 
 async def test_template_reads_nothing_but_values(client: httpx.AsyncClient) -> None:

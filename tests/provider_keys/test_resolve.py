@@ -259,8 +259,8 @@ async def test_resolved_provider_round_trips_through_json() -> None:
         key_id=uuid.uuid4(),
         key_source="provider_key",
     )
-    stored = json.loads(json.dumps(resolved.to_dict()))
-    assert ResolvedProvider.from_dict(stored) == resolved
+    stored = json.loads(json.dumps(resolved.model_dump(mode="json")))
+    assert ResolvedProvider.model_validate(stored) == resolved
     assert set(stored) == {
         "provider_type",
         "provider",
@@ -272,7 +272,9 @@ async def test_resolved_provider_round_trips_through_json() -> None:
         "key_id",
         "key_source",
     }
-    bare = ResolvedProvider.from_dict({"provider_type": "stt", "provider": "local-whisper"})
+    bare = ResolvedProvider.model_validate({"provider_type": "stt", "provider": "local-whisper"})
     assert bare == ResolvedProvider(provider_type="stt", provider="local-whisper")
     with pytest.raises(ValueError):
-        ResolvedProvider.from_dict({"provider_type": "stt", "provider": "x", "key_source": "?"})
+        ResolvedProvider.model_validate(
+            {"provider_type": "stt", "provider": "x", "key_source": "?"}
+        )

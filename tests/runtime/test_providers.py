@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from agent_studio.calls.states import EndReason
+from agent_studio.core.snapshot import ResolvedProvider
 from agent_studio.provider_keys.catalog import all_providers
 from agent_studio.runtime import RuntimeDeps, openai_http
 from agent_studio.runtime.providers import (
@@ -20,7 +21,6 @@ from agent_studio.runtime.providers import (
     ProviderError,
     registered,
 )
-from agent_studio.runtime.spec import ProviderSpec
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.factories import add_provider_key
 from tests.runtime.conftest import call_view, runner_for, single_agent_call
@@ -63,25 +63,26 @@ def test_every_supported_provider_has_a_factory() -> None:
     [(p.provider_type, p.name) for p in all_providers() if not p.offline],
 )
 async def test_cloud_providers_are_built_with_the_key_given(provider_type: str, name: str) -> None:
-    seen: list[dict[str, Any]] = []
+    seen: list[ResolvedProvider] = []
 
-    async def lookup(resolved: Any) -> str:
-        seen.append(dict(resolved))
+    async def lookup(resolved: ResolvedProvider) -> str:
+        seen.append(resolved)
         return "sk-given-0123456789"
 
     async with aiohttp.ClientSession() as http:
         providers = CallProviders(lookup, http)
-        resolved = {
+        stored = {
             "provider_type": provider_type,
             "provider": name,
             "base_url": "http://127.0.0.1:9/v1",
             "key_source": "provider_key",
         }
-        spec = ProviderSpec.from_dict(resolved, provider_type)
+        spec = ResolvedProvider.model_validate(stored)
         instance = await providers.build(spec, "en")
-        assert await providers.build(spec, "en") is instance  # one instance per configuration
+        # One instance per configuration, also for an equal provider of another agent.
+        assert await providers.build(ResolvedProvider.model_validate(stored), "en") is instance
         assert providers.name_of(instance) == name
-        assert seen == [resolved]
+        assert seen == [spec]
         found = _strings(instance)
         assert "sk-given-0123456789" in found
         sdk = getattr(instance, "_client", None)
@@ -102,14 +103,14 @@ async def test_a_call_s_openai_clients_share_one_http_client_and_the_tls_context
     async def lookup(resolved: Any) -> str:
         return key["now"]
 
-    def spec(provider_type: str) -> ProviderSpec:
+    def spec(provider_type: str) -> ResolvedProvider:
         resolved = {
             "provider_type": provider_type,
             "provider": "openai-compatible",
             "base_url": fake_llm.base_url,
             "key_source": "provider_key",
         }
-        return ProviderSpec.from_dict(resolved, provider_type)
+        return ResolvedProvider.model_validate(resolved)
 
     clients = []
     async with aiohttp.ClientSession() as http:
@@ -137,7 +138,7 @@ async def test_a_provider_without_its_key_cannot_be_built() -> None:
         return None
 
     async with aiohttp.ClientSession() as http:
-        spec = ProviderSpec.from_dict({"provider": "deepgram"}, "stt")
+        spec = ResolvedProvider(provider_type="stt", provider="deepgram")
         with pytest.raises(ProviderError, match="deepgram: no API key"):
             await CallProviders(lookup, http).build(spec, "en")
 

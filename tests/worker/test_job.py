@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from agent_studio.calls.states import EndReason
 from agent_studio.models import Call
@@ -264,4 +267,25 @@ async def test_worker_shutdown_during_the_call_ends_it(
         await task
     view = await call_view(lk_client, call_id)
     assert (view["status"], view["end_reason"]) == ("disconnected", "worker_lost")
+    assert room_name in await deleted_rooms(livekit)
+
+
+async def test_a_snapshot_that_cannot_be_run_fails_the_call_before_dialing(
+    lk_client: httpx.AsyncClient, livekit: LiveKitTwirpFake, host: JobHost, fake_llm: FakeOpenAI
+) -> None:
+    call_id = await new_call(lk_client, fake_llm)
+    async with host.db.session() as session:
+        query = select(Call).where(Call.id == call_id).options(undefer(Call.snapshot))
+        call = (await session.execute(query)).scalar_one()
+        snapshot = json.loads(json.dumps(call.snapshot))
+        del snapshot["agents"]["phone-agent"]["tts"]
+        call.snapshot = snapshot
+    job, room_name = dispatched_job(livekit)
+    room = FakeRoom(room_name)
+    assert await run_call_job(job, host, room) is EndReason.INTERNAL_ERROR
+    view = await call_view(lk_client, call_id)
+    assert (view["status"], view["end_reason"]) == ("failed", "internal_error")
+    assert "snapshot cannot be run: agents.phone-agent.tts: Field required" in view["error"]
+    assert livekit.requests("CreateSIPParticipant") == []
+    assert room.connects == 0
     assert room_name in await deleted_rooms(livekit)

@@ -26,6 +26,7 @@ from agent_studio.calls.states import (
 )
 from agent_studio.core.db import Database
 from agent_studio.core.metrics import CALLS_ENDED
+from agent_studio.core.snapshot import CallSnapshot
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Call, TranscriptEntry
 
@@ -191,11 +192,15 @@ class CallLifecycle:
             call.collected_data = data
         return True
 
-    async def snapshot(self, call_id: uuid.UUID) -> dict[str, Any] | None:
-        """The workflow snapshot the call runs on (see calls/snapshot.py for its shape)."""
+    async def snapshot(self, call_id: uuid.UUID) -> CallSnapshot | None:
+        """The snapshot the call runs on, parsed; None when there is no such call.
+
+        Raises CallSnapshotError when the call has none (it failed at creation) or it is malformed.
+        """
         async with self.db.session() as session:
             call = await call_repository.get(session, call_id, with_snapshot=True)
-            return None if call is None else dict(call.snapshot)
+            stored = None if call is None else call.snapshot
+        return None if call is None else CallSnapshot.from_stored(stored)
 
     async def status(self, call_id: uuid.UUID) -> tuple[CallStatus, str] | None:
         """The call's status and type (`voip` or `sip`); None if there is no such call."""

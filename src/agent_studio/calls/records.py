@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_studio.calls.snapshot import SnapshotError, build_snapshot, template_context
 from agent_studio.calls.states import CallStatus, CallType, EndReason
 from agent_studio.core.errors import Unprocessable
+from agent_studio.core.snapshot import DEFAULT_CALL_SETTINGS, CallSnapshot
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Call, Workflow
 from agent_studio.provider_keys.service import MissingProviderKey
@@ -51,14 +52,15 @@ async def new_call(
     call_id = uuid.uuid4()
     render = template_context(call_id, party.phone_number, party.user_context, party.metadata)
     failure: str | None = None
+    snapshot: CallSnapshot | None = None
     try:
         snapshot = await build_snapshot(session, workflow, agents, render)
     except SnapshotError as exc:
         raise Unprocessable(str(exc)) from None
     except MissingProviderKey as exc:
-        snapshot, failure = {}, str(exc)
-    settings = snapshot.get("workflow", {}).get("settings", {})
-    deadline = int(settings.get("connect_timeout_seconds", 30))
+        failure = str(exc)
+    settings = snapshot.settings if snapshot is not None else DEFAULT_CALL_SETTINGS
+    deadline = settings.connect_timeout_seconds
     if party.call_type == CallType.SIP.value:
         deadline += SIP_DEADLINE_GRACE_SECONDS
     now = utcnow()
@@ -74,7 +76,8 @@ async def new_call(
         room_name=f"call-{call_id}",
         user_context=party.user_context,
         metadata_=party.metadata,
-        snapshot=snapshot,
+        # A call that failed at creation is stored with no snapshot ({}): it never runs.
+        snapshot=snapshot.to_stored() if snapshot is not None else {},
         connect_deadline=now + timedelta(seconds=deadline),
         idempotency_key=idempotency_key,
         request_hash=request_hash,

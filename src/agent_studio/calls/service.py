@@ -46,6 +46,7 @@ from agent_studio.core.errors import (
     Unprocessable,
 )
 from agent_studio.core.phone import normalize_e164
+from agent_studio.core.snapshot import stored_settings
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Call, Workflow
 from agent_studio.phone_numbers.service import phone_number_service
@@ -176,8 +177,8 @@ class CallService:
             request_hash=request_hash,
         )
         call_id = call.id
-        settings = (call.snapshot or {}).get("workflow", {}).get("settings", {})
-        connect_timeout = int(settings.get("connect_timeout_seconds", 30))
+        settings = stored_settings(call.snapshot)
+        connect_timeout = int(settings.connect_timeout_seconds)
         session.add(call)
         try:
             # Commit before talking to the media backend: no transaction spans network I/O.
@@ -202,7 +203,7 @@ class CallService:
             user_id=party.user_id,
             base_url=request.base_url,
             connect_timeout_seconds=connect_timeout,
-            max_duration_seconds=int(settings.get("max_duration_seconds", 600)),
+            max_duration_seconds=int(settings.max_duration_seconds),
             metadata={"workflow_slug": call.workflow_slug},
         )
         try:

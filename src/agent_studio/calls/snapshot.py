@@ -1,19 +1,5 @@
-"""A call's snapshot: workflow and agents as of creation, templates rendered, providers resolved.
-
-Shape (stored as JSON on the call, read by the runtime):
-
-    {"version": 1,
-     "test_agent": bool,
-     "workflow": {"id", "slug", "name", "entry_agent", "agents": [names],
-                  "handoffs": [{"from", "to", "description"}],
-                  "settings": {"max_duration_seconds", "connect_timeout_seconds",
-                               "silence_timeout_seconds", "end_call_enabled"}},
-     "agents": {name: {"name", "description", "instructions", "greeting", "language",
-                       "stt": ResolvedProvider dict, "llm": ..., "tts": ...,
-                       "tools": [tool objects as configured]}}}
-
-Provider entries carry the provider, model, voice and where the key comes from (a provider
-key id or an environment variable), never the key itself.
+"""Building a call's snapshot: workflow and agents as of creation, templates rendered, providers
+resolved. The snapshot's type and stored shape are in core/snapshot.py (`CallSnapshot`).
 """
 
 from __future__ import annotations
@@ -23,19 +9,22 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_studio.core.snapshot import (
+    AgentSnapshot,
+    CallSettings,
+    CallSnapshot,
+    ProviderType,
+    ResolvedProvider,
+    WorkflowSnapshot,
+    validation_problem,
+)
 from agent_studio.core.templates import TemplateRenderError, render_template
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Workflow
 from agent_studio.provider_keys.service import provider_key_service
-
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "max_duration_seconds": 600,
-    "connect_timeout_seconds": 30,
-    "silence_timeout_seconds": 30,
-    "end_call_enabled": True,
-}
 
 
 class SnapshotError(Exception):
@@ -70,32 +59,31 @@ class _Resolutions:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        self.done: dict[tuple[str, str], ResolvedProvider] = {}
 
-    async def resolve(self, kind: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    async def resolve(self, kind: ProviderType, config: dict[str, Any] | None) -> ResolvedProvider:
         key = (kind, json.dumps(config, sort_keys=True))
         if key not in self.done:
-            resolved = await provider_key_service.resolve(self.session, kind, config)
-            self.done[key] = resolved.to_dict()
-        return dict(self.done[key])
+            self.done[key] = await provider_key_service.resolve(self.session, kind, config)
+        return self.done[key]
 
 
 async def _agent_entry(
     resolutions: _Resolutions, agent: Agent, context: dict[str, Any]
-) -> dict[str, Any]:
-    providers = {
-        kind: await resolutions.resolve(kind, getattr(agent, kind))
-        for kind in ("stt", "llm", "tts")
-    }
-    return {
-        "name": agent.name,
-        "description": agent.description,
-        "instructions": _render(agent, "instructions", agent.instructions, context) or "",
-        "greeting": _render(agent, "greeting", agent.greeting, context),
-        "language": agent.language,
-        **providers,
-        "tools": list(agent.tools or []),
-    }
+) -> AgentSnapshot:
+    return AgentSnapshot.model_validate(
+        {
+            "name": agent.name,
+            "description": agent.description,
+            "instructions": _render(agent, "instructions", agent.instructions, context) or "",
+            "greeting": _render(agent, "greeting", agent.greeting, context),
+            "language": agent.language,
+            "stt": await resolutions.resolve("stt", agent.stt),
+            "llm": await resolutions.resolve("llm", agent.llm),
+            "tts": await resolutions.resolve("tts", agent.tts),
+            "tools": list(agent.tools or []),
+        }
+    )
 
 
 async def build_snapshot(
@@ -103,34 +91,39 @@ async def build_snapshot(
     workflow: Workflow | None,
     agents: Sequence[Agent],
     context: dict[str, Any],
-) -> dict[str, Any]:
+) -> CallSnapshot:
     """Render and resolve everything a call needs. Raises SnapshotError or MissingProviderKey."""
+    try:
+        return await _built(session, workflow, agents, context)
+    except ValidationError as exc:
+        # The API checked every part when it was stored; a row edited by hand may still fail.
+        raise SnapshotError(f"the workflow cannot be run: {validation_problem(exc)}") from None
+
+
+async def _built(
+    session: AsyncSession,
+    workflow: Workflow | None,
+    agents: Sequence[Agent],
+    context: dict[str, Any],
+) -> CallSnapshot:
     resolutions = _Resolutions(session)
     entries = {agent.name: await _agent_entry(resolutions, agent, context) for agent in agents}
     if workflow is None:
         (only,) = agents
-        workflow_part: dict[str, Any] = {
-            "id": None,
-            "slug": None,
-            "name": only.name,
-            "entry_agent": only.name,
-            "agents": [only.name],
-            "handoffs": [],
-            "settings": dict(DEFAULT_SETTINGS),
-        }
+        workflow_part = WorkflowSnapshot(
+            name=only.name, entry_agent=only.name, agents=(only.name,), settings=CallSettings()
+        )
     else:
-        workflow_part = {
-            "id": str(workflow.id),
-            "slug": workflow.slug,
-            "name": workflow.name,
-            "entry_agent": workflow.entry_agent,
-            "agents": list(workflow.agents),
-            "handoffs": list(workflow.handoffs or []),
-            "settings": {**DEFAULT_SETTINGS, **(workflow.settings or {})},
-        }
-    return {
-        "version": 1,
-        "test_agent": workflow is None,
-        "workflow": workflow_part,
-        "agents": entries,
-    }
+        workflow_part = WorkflowSnapshot.model_validate(
+            {
+                "id": workflow.id,
+                "slug": workflow.slug,
+                "name": workflow.name,
+                "entry_agent": workflow.entry_agent,
+                "agents": list(workflow.agents),
+                "handoffs": list(workflow.handoffs or []),
+                # A key the workflow leaves out gets CallSettings' default.
+                "settings": workflow.settings or {},
+            }
+        )
+    return CallSnapshot(test_agent=workflow is None, workflow=workflow_part, agents=entries)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from agent_studio.core.deps import SecretsDep, SessionDep
+from agent_studio.core.snapshot import ProviderType
 from agent_studio.provider_keys.catalog import all_providers
 from agent_studio.provider_keys.schemas import (
     ProviderKeyCreate,
@@ -16,7 +17,6 @@ from agent_studio.provider_keys.schemas import (
     ProviderKeyUpdate,
     ProviderList,
     ProviderRead,
-    ProviderType,
 )
 from agent_studio.provider_keys.service import provider_key_service
 

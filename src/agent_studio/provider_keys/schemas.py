@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-ProviderType = Literal["stt", "llm", "tts"]
-KeySource = Literal["provider_key", "env", "none"]
+# The provider types are defined with the call snapshot, which stores resolved providers.
+from agent_studio.core.snapshot import ProviderType
 
 MAX_KEY_LENGTH = 4096
 
@@ -110,42 +108,3 @@ class ProviderRead(BaseModel):
 
 class ProviderList(BaseModel):
     items: list[ProviderRead]
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedProvider:
-    """Which provider a call uses for one type and where its key comes from (never the key)."""
-
-    provider_type: str
-    provider: str
-    model: str | None = None
-    voice: str | None = None
-    language: str | None = None
-    temperature: float | None = None
-    base_url: str | None = None
-    key_id: uuid.UUID | None = None
-    key_source: KeySource = "none"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["key_id"] = str(self.key_id) if self.key_id else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResolvedProvider:
-        key_id = data.get("key_id")
-        temperature = data.get("temperature")
-        source = data.get("key_source", "none")
-        if source not in ("provider_key", "env", "none"):
-            raise ValueError("key_source must be provider_key, env or none")
-        return cls(
-            provider_type=str(data["provider_type"]),
-            provider=str(data["provider"]),
-            model=data.get("model"),
-            voice=data.get("voice"),
-            language=data.get("language"),
-            temperature=float(temperature) if temperature is not None else None,
-            base_url=data.get("base_url"),
-            key_id=uuid.UUID(str(key_id)) if key_id else None,
-            key_source=cast(KeySource, source),
-        )

@@ -14,17 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_studio.config import provider_env_key
 from agent_studio.core.crypto import SecretBox, mask_secret
 from agent_studio.core.errors import Conflict, NotFound, Unprocessable, field_error
+from agent_studio.core.snapshot import PROVIDER_TYPES, KeySource, ProviderType, ResolvedProvider
 from agent_studio.models import ProviderKey
 from agent_studio.provider_keys.catalog import (
     LLM_ENV_FALLBACK,
     OFFLINE_DEFAULTS,
-    PROVIDER_TYPES,
     ProviderInfo,
     provider_info,
     supported_providers,
 )
 from agent_studio.provider_keys.repository import ProviderKeyRepository
-from agent_studio.provider_keys.schemas import KeySource, ProviderKeyCreate, ResolvedProvider
+from agent_studio.provider_keys.schemas import ProviderKeyCreate
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class ProviderKeyService:
     # Resolution for calls.
 
     async def resolve(
-        self, session: AsyncSession, provider_type: str, config: Mapping[str, Any] | None
+        self, session: AsyncSession, provider_type: ProviderType, config: Mapping[str, Any] | None
     ) -> ResolvedProvider:
         """The provider a call uses for one type, given an agent's stt/llm/tts object or None.
 
@@ -239,7 +239,7 @@ class ProviderKeyService:
         return await repository.newest_with_name(info.provider_type, info.name, base_url)
 
     async def _resolve_default(
-        self, repository: ProviderKeyRepository, provider_type: str
+        self, repository: ProviderKeyRepository, provider_type: ProviderType
     ) -> ResolvedProvider:
         default = await repository.get_default(provider_type)
         if default is not None:

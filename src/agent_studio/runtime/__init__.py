@@ -13,14 +13,11 @@ from agent_studio.runtime.options import (
 )
 from agent_studio.runtime.providers import KeyLookup, ProviderError, database_key_lookup
 from agent_studio.runtime.runner import CallRunner, run_call
-from agent_studio.runtime.spec import CallSpec, CallSpecError
 
 __all__ = [
     "WEBHOOK_SECRET_PURPOSE",
     "Activation",
     "CallRunner",
-    "CallSpec",
-    "CallSpecError",
     "EndHook",
     "KeyLookup",
     "ProviderError",

@@ -15,9 +15,9 @@ from livekit.agents import Agent, RunContext
 from livekit.agents.llm import ChatContext
 from livekit.agents.voice import SpeechHandle
 
+from agent_studio.core.snapshot import AgentSnapshot, CallSnapshot
 from agent_studio.runtime import tools
 from agent_studio.runtime.providers import CallProviders
-from agent_studio.runtime.spec import AgentSpec, CallSpec
 from agent_studio.runtime.vad.stt import SharedVadSTT, VadTap
 
 
@@ -33,7 +33,7 @@ class StudioAgent(Agent):
 
     def __init__(
         self,
-        spec: AgentSpec,
+        spec: AgentSnapshot,
         *,
         models: AgentModels,
         agent_tools: list[Any],
@@ -87,14 +87,14 @@ class WorkflowAgents:
 
     def __init__(
         self,
-        spec: CallSpec,
+        snapshot: CallSnapshot,
         providers: CallProviders,
         host: tools.ToolHost,
         *,
         voice: bool,
         vad: Any = None,
     ) -> None:
-        self.spec = spec
+        self.snapshot = snapshot
         self._providers = providers
         self._host = host
         self._voice = voice
@@ -103,7 +103,7 @@ class WorkflowAgents:
         self._models: dict[str, AgentModels] = {}
 
     async def prepare(self) -> None:
-        for name, agent in self.spec.agents.items():
+        for name, agent in self.snapshot.agents.items():
             llm = await self._providers.build(agent.llm, agent.language)
             stt = tts = None
             if self._voice:
@@ -116,7 +116,7 @@ class WorkflowAgents:
     def build(
         self, name: str, *, chat_ctx: ChatContext | None = None, speak_on_enter: bool = False
     ) -> StudioAgent:
-        spec = self.spec.agent(name)
+        spec = self.snapshot.agent(name)
         return StudioAgent(
             spec,
             models=self._models[name],
@@ -126,15 +126,15 @@ class WorkflowAgents:
         )
 
     def entry(self) -> StudioAgent:
-        return self.build(self.spec.entry_agent)
+        return self.build(self.snapshot.entry_agent)
 
-    def _tools_for(self, spec: AgentSpec) -> list[Any]:
+    def _tools_for(self, spec: AgentSnapshot) -> list[Any]:
         agent_tools = tools.configured_tools(spec.tools, self._host)
         agent_tools += [
             tools.handoff_tool(handoff, self._next_agent)
-            for handoff in self.spec.handoffs_from(spec.name)
+            for handoff in self.snapshot.handoffs_from(spec.name)
         ]
-        if self.spec.settings.end_call_enabled:
+        if self.snapshot.settings.end_call_enabled:
             agent_tools.append(tools.end_call_tool(self._host))
         return agent_tools
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
 
+from agent_studio.core.snapshot import ResolvedProvider
 from agent_studio.provider_keys.catalog import provider_info
-from agent_studio.runtime.spec import ProviderSpec, provider_identity
 
 log = logging.getLogger(__name__)
 
-KeyLookup = Callable[[Mapping[str, Any]], Awaitable[str | None]]
-"""Given a ResolvedProvider dict (from the call's snapshot), the plaintext API key or None."""
+KeyLookup = Callable[[ResolvedProvider], Awaitable[str | None]]
+"""Given a provider from the call's snapshot, its plaintext API key or None."""
 
 # Sent to OpenAI-compatible servers that need no key: the OpenAI client would otherwise read
 # OPENAI_API_KEY from the environment and send it to a server it was not meant for.
@@ -47,7 +47,7 @@ class ProviderContext:
     """The call's HTTP client (httpx) for OpenAI SDK clients (`openai_http.sdk_client`)."""
 
 
-Factory = Callable[[ProviderSpec, str | None, ProviderContext], Any]
+Factory = Callable[[ResolvedProvider, str | None, ProviderContext], Any]
 _REGISTRY: dict[tuple[str, str], Factory] = {}
 
 
@@ -68,11 +68,11 @@ def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _lang(spec: ProviderSpec, ctx: ProviderContext) -> str:
+def _lang(spec: ResolvedProvider, ctx: ProviderContext) -> str:
     return spec.language or ctx.language
 
 
-def _required(spec: ProviderSpec, key: str | None) -> str:
+def _required(spec: ResolvedProvider, key: str | None) -> str:
     """The key of a provider that needs one (never None here: plugins would read the env)."""
     if not key:
         raise ProviderError(spec.provider, "no API key")
@@ -88,7 +88,7 @@ def _offline(name: str) -> Any:
 
 
 @register("llm", "openai")
-def _openai_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _openai_llm(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     key = _required(spec, key)
@@ -106,7 +106,7 @@ def _sdk(ctx: ProviderContext, key: str, base_url: str | None) -> Any:
 
 
 @register("llm", "openai-compatible")
-def _compatible_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _compatible_llm(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     return openai.LLM(
@@ -118,7 +118,7 @@ def _compatible_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
 
 @register("llm", "anthropic")
-def _anthropic_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _anthropic_llm(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import anthropic
 
     return anthropic.LLM(
@@ -127,7 +127,7 @@ def _anthropic_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) ->
 
 
 @register("llm", "groq")
-def _groq_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _groq_llm(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import groq
 
     key = _required(spec, key)
@@ -139,7 +139,7 @@ def _groq_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
 
 
 @register("llm", "google")
-def _google_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _google_llm(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import google
 
     return google.LLM(
@@ -153,7 +153,7 @@ def _google_llm(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> An
 
 
 @register("stt", "deepgram")
-def _deepgram_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _deepgram_stt(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import deepgram
 
     return deepgram.STT(
@@ -165,7 +165,7 @@ def _deepgram_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> 
 
 
 @register("stt", "openai")
-def _openai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _openai_stt(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     key = _required(spec, key)
@@ -178,7 +178,7 @@ def _openai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> An
 
 
 @register("stt", "assemblyai")
-def _assemblyai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _assemblyai_stt(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import assemblyai
 
     return assemblyai.STT(
@@ -187,7 +187,7 @@ def _assemblyai_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
 
 @register("stt", "openai-compatible")
-def _compatible_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _compatible_stt(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     # The transcriptions endpoint (one request per utterance, cut by the VAD), not realtime.
@@ -202,7 +202,7 @@ def _compatible_stt(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
 
 @register("stt", "local-whisper")
-def _local_whisper(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _local_whisper(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     return _offline("LocalWhisperSTT")(**_given(model=spec.model), language=_lang(spec, ctx))
 
 
@@ -210,7 +210,7 @@ def _local_whisper(spec: ProviderSpec, key: str | None, ctx: ProviderContext) ->
 
 
 @register("tts", "cartesia")
-def _cartesia_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _cartesia_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import cartesia
 
     return cartesia.TTS(
@@ -222,7 +222,7 @@ def _cartesia_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> 
 
 
 @register("tts", "elevenlabs")
-def _elevenlabs_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _elevenlabs_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import elevenlabs
 
     return elevenlabs.TTS(
@@ -234,7 +234,7 @@ def _elevenlabs_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
 
 @register("tts", "openai")
-def _openai_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _openai_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     key = _required(spec, key)
@@ -244,7 +244,7 @@ def _openai_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> An
 
 
 @register("tts", "deepgram")
-def _deepgram_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _deepgram_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import deepgram
 
     # Deepgram names a voice by its model id (e.g. aura-2-andromeda-en).
@@ -256,7 +256,7 @@ def _deepgram_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> 
 
 
 @register("tts", "openai-compatible")
-def _compatible_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _compatible_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     from livekit.plugins import openai
 
     # Raw PCM: nothing to decode, and the first bytes are audio.
@@ -270,7 +270,7 @@ def _compatible_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -
 
 
 @register("tts", "local")
-def _local_tts(spec: ProviderSpec, key: str | None, ctx: ProviderContext) -> Any:
+def _local_tts(spec: ResolvedProvider, key: str | None, ctx: ProviderContext) -> Any:
     return _offline("LocalTTS")(**_given(voice=spec.voice), language=_lang(spec, ctx))
 
 
@@ -282,11 +282,12 @@ class CallProviders:
         self._key_lookup = key_lookup
         self._http = http_session
         self._openai_http: Any = None  # the call's client for OpenAI SDK clients (openai_http)
-        self._built: dict[tuple[Any, ...], Any] = {}
+        self._built: dict[tuple[ResolvedProvider, str], Any] = {}
         self._names: dict[int, str] = {}
 
-    async def build(self, spec: ProviderSpec, language: str) -> Any:
-        identity = (*provider_identity(spec), spec.language or language)
+    async def build(self, spec: ResolvedProvider, language: str) -> Any:
+        # Equal providers (same settings, same key reference) share one instance.
+        identity = (spec, spec.language or language)
         if identity in self._built:
             return self._built[identity]
         factory = _REGISTRY.get((spec.provider_type, spec.provider))
@@ -311,12 +312,12 @@ class CallProviders:
             self._openai_http = new_client()
         return self._openai_http
 
-    async def _key(self, spec: ProviderSpec) -> str | None:
+    async def _key(self, spec: ResolvedProvider) -> str | None:
         info = provider_info(spec.provider_type, spec.provider)
         if info is not None and not info.accepts_key:
             return None
         try:
-            key = await self._key_lookup(spec.resolved)
+            key = await self._key_lookup(spec)
         except Exception as exc:
             log.warning("provider key lookup failed", extra={"provider": spec.provider})
             raise ProviderError(spec.provider, "its API key cannot be read") from exc
@@ -348,14 +349,11 @@ def database_key_lookup(db: Any, secrets: Any) -> KeyLookup:
     when a key is looked up, not with this module: it pulls in the HTTP error types.
     """
 
-    async def lookup(resolved: Mapping[str, Any]) -> str | None:
-        from agent_studio.provider_keys.schemas import ResolvedProvider
+    async def lookup(resolved: ResolvedProvider) -> str | None:
         from agent_studio.provider_keys.service import provider_key_service
 
         async with db.session() as session:
-            key: str | None = await provider_key_service.api_key_for(
-                session, secrets, ResolvedProvider.from_dict(resolved)
-            )
+            key: str | None = await provider_key_service.api_key_for(session, secrets, resolved)
         return key
 
     return lookup

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from agent_studio.calls.states import EndReason
 from agent_studio.core.log import bind_call
 from agent_studio.core.metrics import PROVIDER_ERRORS
+from agent_studio.core.snapshot import CallSnapshot, CallSnapshotError
 from agent_studio.core.tasks import OwnedTasks
 from agent_studio.runtime.agents import StudioAgent, WorkflowAgents
 from agent_studio.runtime.audio import TransportAudioInput
@@ -27,7 +28,6 @@ from agent_studio.runtime.options import Activation, EndHook, RuntimeDeps, Runti
 from agent_studio.runtime.provider_logs import demote_provider_failures
 from agent_studio.runtime.providers import CallProviders, ProviderError
 from agent_studio.runtime.recorder import CallRecorder, CallWriter
-from agent_studio.runtime.spec import CallSpec, CallSpecError
 from agent_studio.runtime.supervision import (
     TIMEOUT_TEXT,
     CallClock,
@@ -73,7 +73,7 @@ class CallRunner:
         # livekit RoomOptions, e.g. which participant the session listens to (the phone's).
         self._room_options = room_options
         self._on_end = on_end
-        self.spec: CallSpec | None = None
+        self.snapshot: CallSnapshot | None = None
         self.session: AgentSession[Any] | None = None
         self._entry: StudioAgent | None = None
         self._greeting: SpeechHandle | None = None
@@ -119,7 +119,7 @@ class CallRunner:
             fields = failure_fields(exc)
             log.warning("call could not start: a provider cannot be used", extra=fields)
             await self._finish(EndReason.PROVIDER_ERROR, str(exc), polite=False)
-        except CallSpecError as exc:
+        except CallSnapshotError as exc:
             log.warning("call could not start: its snapshot cannot be run")
             await self._finish(EndReason.INTERNAL_ERROR, str(exc), polite=False)
         except Exception:
@@ -129,8 +129,8 @@ class CallRunner:
     async def _start(self) -> None:
         snapshot = await self.deps.lifecycle.snapshot(self.call_id)
         if snapshot is None:
-            raise CallSpecError("the call does not exist")
-        self.spec = spec = CallSpec.from_snapshot(self.call_id, snapshot)
+            raise CallSnapshotError("the call does not exist")
+        self.snapshot = snapshot
         assert self._http is not None
         self._providers = CallProviders(self.deps.key_lookup, self._http)
         host = ToolHost(
@@ -145,11 +145,11 @@ class CallRunner:
             if self.deps.vad is None:
                 await load_voice_models(self.options)
             vad = self.deps.vad or call_vad()
-        agents = WorkflowAgents(spec, self._providers, host, voice=self.voice, vad=vad)
+        agents = WorkflowAgents(snapshot, self._providers, host, voice=self.voice, vad=vad)
         await agents.prepare()
         self._entry = agents.entry()
-        self._clock = CallClock(spec.settings, self.options.heartbeat_interval)
-        self._recorder.agent_name = spec.entry_agent
+        self._clock = CallClock(snapshot.settings, self.options.heartbeat_interval)
+        self._recorder.agent_name = snapshot.entry_agent
         self.session = session = new_agent_session(voice=self.voice, vad=vad, options=self.options)
         self._recorder.attach(session)
         session.on("agent_state_changed", self._on_agent_state)
@@ -174,12 +174,14 @@ class CallRunner:
             await self._activate()
 
     async def _activate(self) -> None:
-        if self._activating or self._request is not None or self.spec is None:
+        if self._activating or self._request is not None or self.snapshot is None:
             return
         self._activating = True
         if self.activation != "external":
             try:
-                marked = await self.deps.lifecycle.mark_active(self.call_id, self.spec.entry_agent)
+                marked = await self.deps.lifecycle.mark_active(
+                    self.call_id, self.snapshot.entry_agent
+                )
             except Exception:
                 log.exception("call could not be marked active")
                 self.request_end(EndReason.INTERNAL_ERROR, "the call could not be started")

@@ -9,7 +9,7 @@ from typing import Any
 from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
 
 from agent_studio.calls.states import EndReason
-from agent_studio.runtime.spec import WorkflowSettings
+from agent_studio.core.snapshot import CallSettings
 
 _FLOOR_WITH_USER = ("listening", "idle")
 _CLOSE_REASONS = {
@@ -32,7 +32,7 @@ class CallClock:
     not speaking): a long answer from the agent is not the user's silence.
     """
 
-    settings: WorkflowSettings
+    settings: CallSettings
     heartbeat_interval: float
     started_at: float = field(default_factory=time.monotonic)
     active_at: float | None = None

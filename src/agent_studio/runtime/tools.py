@@ -20,7 +20,7 @@ import aiohttp
 from livekit.agents import Agent, RunContext, ToolError, function_tool
 from livekit.agents.llm import ToolResult
 
-from agent_studio.runtime.spec import HandoffSpec, ToolSpec
+from agent_studio.core.snapshot import CollectTool, ConfiguredTool, Handoff, WebhookTool
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def configured_tools(specs: tuple[ToolSpec, ...], host: ToolHost) -> list[Any]:
+def configured_tools(specs: tuple[ConfiguredTool, ...], host: ToolHost) -> list[Any]:
     return [
-        collect_tool(spec, host) if spec.type == "collect" else webhook_tool(spec, host)
+        collect_tool(spec, host) if isinstance(spec, CollectTool) else webhook_tool(spec, host)
         for spec in specs
     ]
 
@@ -72,7 +72,7 @@ def _schema(name: str, description: str, parameters: Mapping[str, Any]) -> dict[
     return {"name": name, "description": description, "parameters": dict(parameters)}
 
 
-def collect_tool(spec: ToolSpec, host: ToolHost) -> Any:
+def collect_tool(spec: CollectTool, host: ToolHost) -> Any:
     async def collect(raw_arguments: dict[str, Any], context: RunContext[Any]) -> str:
         try:
             await host.collector.collect(host.call_id, spec.name, dict(raw_arguments))
@@ -84,7 +84,7 @@ def collect_tool(spec: ToolSpec, host: ToolHost) -> Any:
     return function_tool(collect, raw_schema=_schema(spec.name, spec.description, spec.parameters))
 
 
-def webhook_tool(spec: ToolSpec, host: ToolHost) -> Any:
+def webhook_tool(spec: WebhookTool, host: ToolHost) -> Any:
     async def call_webhook(raw_arguments: dict[str, Any], context: RunContext[Any]) -> str:
         return await post_webhook(spec, host, dict(raw_arguments))
 
@@ -93,7 +93,7 @@ def webhook_tool(spec: ToolSpec, host: ToolHost) -> Any:
     )
 
 
-async def post_webhook(spec: ToolSpec, host: ToolHost, arguments: dict[str, Any]) -> str:
+async def post_webhook(spec: WebhookTool, host: ToolHost, arguments: dict[str, Any]) -> str:
     """POST {call_id, tool, arguments}, signed; the response body (truncated) for the model."""
     body = json.dumps(
         {"call_id": str(host.call_id), "tool": spec.name, "arguments": arguments},
@@ -110,7 +110,7 @@ async def post_webhook(spec: ToolSpec, host: ToolHost, arguments: dict[str, Any]
     timeout = aiohttp.ClientTimeout(total=spec.timeout_seconds)
     try:
         async with host.http.post(
-            str(spec.url), data=body, headers=headers, timeout=timeout, allow_redirects=False
+            spec.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
             payload = await response.content.read(MAX_WEBHOOK_RESPONSE_BYTES)
             status = response.status
@@ -141,7 +141,7 @@ NextAgent = Callable[[str, RunContext[Any]], Agent]
 """Builds the agent a handoff switches to, given its name and the running tool's context."""
 
 
-def handoff_tool(handoff: HandoffSpec, next_agent: NextAgent) -> Any:
+def handoff_tool(handoff: Handoff, next_agent: NextAgent) -> Any:
     description = handoff.description or f"Transfer the call to {handoff.target}."
 
     async def transfer(raw_arguments: dict[str, Any], context: RunContext[Any]) -> Any:

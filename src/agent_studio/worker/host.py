@@ -18,13 +18,12 @@ from agent_studio.calls.states import CallStatus
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox, load_master_key
 from agent_studio.core.db import Database
+from agent_studio.core.snapshot import CallSnapshot, CallSnapshotError
 from agent_studio.media.livekit import http_url
 from agent_studio.runtime import (
     WEBHOOK_SECRET_PURPOSE,
     Activation,
     CallRunner,
-    CallSpec,
-    CallSpecError,
     EndHook,
     RuntimeDeps,
     RuntimeOptions,
@@ -40,13 +39,14 @@ JOB_DB_MAX_OVERFLOW = 3
 
 @dataclass(frozen=True, slots=True)
 class CallInfo:
-    """The call as the job finds it; `spec` is None when its snapshot cannot be run."""
+    """The call as the job finds it; `snapshot` is None when it cannot be run (`snapshot_error`
+    says why)."""
 
     status: CallStatus
     call_type: str
     phone_number: str | None
-    spec: CallSpec | None
-    spec_error: str | None = None
+    snapshot: CallSnapshot | None
+    snapshot_error: str | None = None
 
 
 class JobHost:
@@ -89,15 +89,13 @@ class JobHost:
             if call is None:
                 return None
             status, call_type, phone = CallStatus(call.status), call.call_type, call.phone_number
-        snapshot = await self.lifecycle.snapshot(call_id)
         try:
-            spec = CallSpec.from_snapshot(call_id, snapshot or {})
-        except CallSpecError as exc:
+            snapshot = await self.lifecycle.snapshot(call_id)
+        except CallSnapshotError as exc:
             return CallInfo(status, call_type, phone, None, str(exc))
-        except Exception:
-            log.exception("call snapshot could not be read")
-            return CallInfo(status, call_type, phone, None, "the call's snapshot cannot be read")
-        return CallInfo(status, call_type, phone, spec)
+        if snapshot is None:  # deleted since the first read
+            return None
+        return CallInfo(status, call_type, phone, snapshot)
 
     def runner(
         self,

@@ -125,9 +125,9 @@ async def _run_call_job(job: JobCall, host: JobHost, room: CallRoom) -> EndReaso
         return reason
 
     sip = info.call_type == CallType.SIP.value
-    if info.spec is None:
+    if info.snapshot is None:
         log.warning("call cannot be run: its snapshot is unusable")
-        return await fail(EndReason.INTERNAL_ERROR, info.spec_error)
+        return await fail(EndReason.INTERNAL_ERROR, info.snapshot_error)
     problem = sip_problem(host, info) if sip else None
     if problem is not None:
         log.error("sip call cannot be dialed by this worker")
@@ -167,8 +167,8 @@ async def _run_sip(
     fail: Callable[[EndReason, str | None], Awaitable[EndReason]],
 ) -> EndReason | None:
     """Dial (`connecting`), then on answer mark it `active` and start the agent."""
-    assert info.spec is not None and info.phone_number and host.settings.sip_trunk_id
-    settings = info.spec.settings
+    assert info.snapshot is not None and info.phone_number and host.settings.sip_trunk_id
+    settings = info.snapshot.settings
     request = sip_request(
         call_id=job.call_id,
         trunk_id=host.settings.sip_trunk_id,
@@ -194,7 +194,7 @@ async def _run_sip(
     if not outcome.answered:
         assert outcome.reason is not None
         return await fail(outcome.reason, outcome.error)
-    if not await host.lifecycle.mark_active(job.call_id, info.spec.entry_agent):
+    if not await host.lifecycle.mark_active(job.call_id, info.snapshot.entry_agent):
         log.info("call ended while the phone was answered")
         await hang_up()
         return None

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent_studio.core.snapshot import DEFAULT_CALL_SETTINGS as _DEFAULTS
 from agent_studio.core.text import Slug, Text
 
 MAX_AGENTS = 50
@@ -43,16 +44,24 @@ class Handoff(BaseModel):
 
 
 class WorkflowSettings(BaseModel):
-    """Limits of a call on this workflow; every field has a default."""
+    """Limits of a call on this workflow; every field has a default, the call snapshot's own
+    (core/snapshot.py `CallSettings`), so a call gets what this API shows."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_duration_seconds: int = Field(default=600, ge=10, le=43_200)
+    max_duration_seconds: int = Field(default=int(_DEFAULTS.max_duration_seconds), ge=10, le=43_200)
     connect_timeout_seconds: int = Field(
-        default=30, ge=5, le=600, description="Ringing or joining, before the call is active"
+        default=int(_DEFAULTS.connect_timeout_seconds),
+        ge=5,
+        le=600,
+        description="Ringing or joining, before the call is active",
     )
-    silence_timeout_seconds: int = Field(default=30, ge=5, le=3_600)
-    end_call_enabled: bool = Field(default=True, description="Offer agents the end_call tool")
+    silence_timeout_seconds: int = Field(
+        default=int(_DEFAULTS.silence_timeout_seconds), ge=5, le=3_600
+    )
+    end_call_enabled: bool = Field(
+        default=_DEFAULTS.end_call_enabled, description="Offer agents the end_call tool"
+    )
 
 
 def _unique_agents(names: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from agent_studio.calls.control import RunningCalls
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.states import LIVE, CallStatus, EndReason
 from agent_studio.config import Settings
+from agent_studio.core.snapshot import CallSnapshotError
 from agent_studio.hosting import CallHost
 from agent_studio.media.embedded.webrtc import (
     IcePolicy,
@@ -84,11 +85,12 @@ class BrowserCalls:
         )
 
     async def audio_started(self, peer: WebRTCPeer) -> None:
-        snapshot = await self._lifecycle.snapshot(peer.call_id) or {}
-        entry_agent = snapshot.get("workflow", {}).get("entry_agent")
-        if not await self._lifecycle.mark_active(
-            peer.call_id, entry_agent if isinstance(entry_agent, str) else None
-        ):
+        try:
+            snapshot = await self._lifecycle.snapshot(peer.call_id)
+        except CallSnapshotError:
+            snapshot = None  # the call's session ends it (internal_error) when it starts
+        entry_agent = snapshot.entry_agent if snapshot is not None else None
+        if not await self._lifecycle.mark_active(peer.call_id, entry_agent):
             return
         log.info("webrtc call active")
         ender = await self.start_runtime(peer)
