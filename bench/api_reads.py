@@ -1,6 +1,7 @@
 """GET /api/v1/calls (filtered, paged) over 100,000 stored calls, and a 500-entry transcript.
 
 .venv/bin/python bench/api_reads.py [--db sqlite|postgres|both] [--baseline OTHER/src] [--calls N]
+                                   [--tiny]
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from harness import (
     timed,
 )
 
-REPEAT = 200
+REPEAT, WARM_UP, TRANSCRIPT_ENTRIES = 200, 20, 500
+TINY_REPEAT, TINY_WARM_UP, TINY_CALLS = 5, 2, 1000
 
 
-async def measure(url: str, workflow_id: str, long_call: str) -> list[str]:
+async def measure(
+    url: str, workflow_id: str, long_call: str, repeat: int, warm_up: int
+) -> list[str]:
     async with client(url) as http:
         queries = [
             ("GET /calls?status=completed&page=3", {"status": "completed", "page": 3}),
@@ -42,42 +46,42 @@ async def measure(url: str, workflow_id: str, long_call: str) -> list[str]:
         ]
         lines = []
         for name, params in queries:
-            await timed("warm-up", 20, lambda i, p=params: http.get("/api/v1/calls", params=p))
+            await timed("warm-up", warm_up, lambda i, p=params: http.get("/api/v1/calls", params=p))
             figures = await timed(
-                name, REPEAT, lambda i, p=params: http.get("/api/v1/calls", params=p)
+                name, repeat, lambda i, p=params: http.get("/api/v1/calls", params=p)
             )
             lines.append(figures.line())
         path = f"/api/v1/calls/{long_call}/transcript"
-        await timed("warm-up", 20, lambda i: http.get(path))
-        lines.append(
-            (
-                await timed(
-                    "GET /calls/{id}/transcript (500 entries)", REPEAT, lambda i: http.get(path)
-                )
-            ).line()
-        )
+        await timed("warm-up", warm_up, lambda i: http.get(path))
+        name = f"GET /calls/{{id}}/transcript ({TRANSCRIPT_ENTRIES} entries)"
+        lines.append((await timed(name, repeat, lambda i: http.get(path))).line())
         return lines
 
 
 def main() -> None:
     p = parser(__doc__ or "")
-    p.add_argument("--calls", type=int, default=100_000)
+    p.add_argument("--calls", type=int, help="calls stored (default 100,000; --tiny: 1,000)")
     args = p.parse_args()
+    calls = args.calls or (TINY_CALLS if args.tiny else 100_000)
+    repeat, warm_up = (TINY_REPEAT, TINY_WARM_UP) if args.tiny else (REPEAT, WARM_UP)
     for db in databases(args):
         for label, src in builds(args):
-            with database(db) as (url, data_dir):
+            with database(db, args.pg_url) as (url, data_dir):
                 with server(src, url, data_dir) as base:
                     asyncio.run(_seed_api(base))
                 seeded = subprocess.run(
-                    [sys.executable, str(HERE / "seed_calls.py"), str(args.calls), "500"],
+                    [
+                        *[sys.executable, str(HERE / "seed_calls.py")],
+                        *[str(calls), str(TRANSCRIPT_ENTRIES)],
+                    ],
                     env=build_env(src, url, data_dir),
                     capture_output=True,
                     text=True,
                     check=True,
                 ).stdout.split()
                 with server(src, url, data_dir) as base:
-                    lines = asyncio.run(measure(base, seeded[0], seeded[1]))
-            print(f"\n[{db}] {label} ({src}), {args.calls} calls stored")
+                    lines = asyncio.run(measure(base, seeded[0], seeded[1], repeat, warm_up))
+            print(f"\n[{db}] {label} ({src}), {calls} calls stored")
             for line in lines:
                 print("  " + line)
 

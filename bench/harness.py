@@ -2,7 +2,11 @@
 
 A "build" is a `src` directory holding `agent_studio`; the default is this checkout's. Pass
 `--baseline /path/to/other/checkout/src` to any benchmark to run the same measurement on both
-builds in one run and print them side by side.
+builds in one run and print them side by side. `--tiny` (every benchmark has it) runs the same
+code paths for a few requests only: a check that the benchmark works, its figures meaningless.
+
+Servers start with `AGENT_STUDIO_DEMO=false`: the benchmarks seed their own agents and
+workflow, and the first-start demo (the same names) would collide with them.
 """
 
 from __future__ import annotations
@@ -24,17 +28,25 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 API_KEY = "as_bench-key-0123456789abcdefghij"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TINY_HELP = "a few requests, same code paths: checks the benchmark runs; figures not meaningful"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    p.add_argument(
+        "--pg-url",
+        default=PG_ADMIN,
+        help="a PostgreSQL server to make the benchmark's database on (any database on it)",
+    )
+    p.add_argument("--tiny", action="store_true", help=TINY_HELP)
     return p
 
 
@@ -75,8 +87,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(sql)
     finally:
@@ -84,18 +96,23 @@ async def _pg_admin(sql: str) -> None:
 
 
 @contextmanager
-def database(kind: str) -> Iterator[tuple[str | None, Path]]:
-    """A fresh database (URL, or None for SQLite in the data dir) and a data dir."""
+def database(kind: str, pg_url: str = PG_ADMIN) -> Iterator[tuple[str | None, Path]]:
+    """A fresh database (URL, or None for SQLite in the data dir) and a data dir; on
+    PostgreSQL the database is made on `pg_url`'s server and dropped afterwards."""
     with tempfile.TemporaryDirectory(prefix="agent-studio-bench-") as tmp:
         if kind == "sqlite":
             yield None, Path(tmp)
             return
+        server_url = make_url(pg_url)
+        admin = server_url.set(drivername="postgresql", database="postgres")
+        admin_dsn = admin.render_as_string(hide_password=False)
         name = f"agent_studio_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_pg_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
         try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", Path(tmp)
+            bench_url = server_url.set(drivername="postgresql+asyncpg", database=name)
+            yield bench_url.render_as_string(hide_password=False), Path(tmp)
         finally:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(_pg_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def build_env(src: Path, database_url: str | None, data_dir: Path) -> dict[str, str]:
@@ -105,6 +122,7 @@ def build_env(src: Path, database_url: str | None, data_dir: Path) -> dict[str, 
         AGENT_STUDIO_DATA_DIR=str(data_dir),
         AGENT_STUDIO_API_KEY=API_KEY,
         AGENT_STUDIO_LOG_LEVEL="warning",
+        AGENT_STUDIO_DEMO="false",  # the benchmarks seed the demo's names themselves
     )
     if database_url:
         env["AGENT_STUDIO_DATABASE_URL"] = database_url
@@ -124,6 +142,8 @@ def server(src: Path, database_url: str | None, data_dir: Path) -> Iterator[str]
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break

@@ -9,7 +9,11 @@
    transcript entries and one metrics fold to SQLite in this same process.
 
     .venv/bin/python bench/runtime_capacity.py [--levels 50,100,200] [--think 4]
-                                               [--baseline OTHER/src]
+                                               [--baseline OTHER/src] [--tiny]
+
+`--tiny`: the voice call listens 1 s and takes one turn; one text level of 5 sessions, a turn
+a second each, for 2 s (the same code paths; checks the benchmark runs, its figures mean
+nothing).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import Figures  # noqa: E402
+from harness import TINY_HELP, Figures  # noqa: E402
 from runtime_latency import (  # noqa: E402
     LLM_TTFT,
     OUT_RATE,
@@ -39,8 +44,23 @@ from runtime_latency import (  # noqa: E402
     setup_call,
 )
 
-LEVEL_SECONDS = 12.0
 SUSTAINED_P95_MS = 100.0
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds the measurements run: the voice call settling, listening, and its turns (one
+    sentence every 2.5 s); each text level."""
+
+    settle: float = 1.0
+    listen: float = 4.0
+    voice_turns: int = 3
+    level: float = 12.0
+
+
+FULL = Durations()
+TINY = Durations(settle=0.5, listen=1.0, voice_turns=1, level=2.0)
+TINY_LEVELS, TINY_THINK = "5", 1.0
 
 
 def rss_mib() -> float:
@@ -64,7 +84,7 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append((loop.time() - start - 0.01) * 1000)
 
 
-async def one_voice_call(app: Any, http: Any, tmp: Path) -> dict[str, float]:
+async def one_voice_call(app: Any, http: Any, tmp: Path, durations: Durations) -> dict[str, float]:
     from agent_studio.calls.states import EndReason
     from agent_studio.runtime import CallRunner, RuntimeOptions
     from agent_studio.runtime.audio import (
@@ -88,12 +108,12 @@ async def one_voice_call(app: Any, http: Any, tmp: Path) -> dict[str, float]:
     )
     transport.start()
     await runner.start()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(durations.settle)
     start_cpu, start = cpu_seconds(), time.perf_counter()
-    await asyncio.sleep(4.0)
+    await asyncio.sleep(durations.listen)
     listening = (cpu_seconds() - start_cpu) / (time.perf_counter() - start)
     start_cpu, start = cpu_seconds(), time.perf_counter()
-    for _ in range(3):
+    for _ in range(durations.voice_turns):
         transport.say(speech)
         await asyncio.sleep(2.5)
     talking = (cpu_seconds() - start_cpu) / (time.perf_counter() - start)
@@ -108,7 +128,9 @@ async def one_voice_call(app: Any, http: Any, tmp: Path) -> dict[str, float]:
     }
 
 
-async def text_level(app: Any, http: Any, sessions: int, think: float) -> dict[str, Any]:
+async def text_level(
+    app: Any, http: Any, sessions: int, think: float, seconds: float
+) -> dict[str, Any]:
     from agent_studio.runtime import CallRunner, RuntimeOptions
 
     options = RuntimeOptions(heartbeat_interval=5.0)
@@ -132,10 +154,10 @@ async def text_level(app: Any, http: Any, sessions: int, think: float) -> dict[s
     start_cpu = cpu_seconds()
     tasks = [asyncio.create_task(talk(r, i * think / sessions)) for i, r in enumerate(runners)]
     lag_task = asyncio.create_task(loop_lag(lags, stop))
-    await asyncio.sleep(LEVEL_SECONDS)
+    await asyncio.sleep(seconds)
     stop.set()
     await asyncio.gather(*tasks, lag_task)
-    cpu = (cpu_seconds() - start_cpu) / LEVEL_SECONDS
+    cpu = (cpu_seconds() - start_cpu) / seconds
     per_session = (rss_mib() - before) / sessions  # after talking: chat history, buffers
     await asyncio.gather(*(r.aclose() for r in runners))
     return {
@@ -143,17 +165,19 @@ async def text_level(app: Any, http: Any, sessions: int, think: float) -> dict[s
         "lag": lags,
         "cpu": cpu,
         "rss_per_session_mib": per_session,
-        "turns_per_second": len(overheads) / LEVEL_SECONDS,
+        "turns_per_second": len(overheads) / seconds,
     }
 
 
-async def measure(levels: list[int], think: float) -> dict[str, Any]:
+async def measure(levels: list[int], think: float, durations: Durations) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="agent-studio-bench-") as tmp:
         app, manager, http = await setup_call(Path(tmp), fakes())
         try:
             result: dict[str, Any] = {"baseline_rss_mib": rss_mib()}
-            result["voice"] = await one_voice_call(app, http, Path(tmp))
-            result["levels"] = {n: await text_level(app, http, n, think) for n in levels}
+            result["voice"] = await one_voice_call(app, http, Path(tmp), durations)
+            result["levels"] = {
+                n: await text_level(app, http, n, think, durations.level) for n in levels
+            }
         finally:
             await http.aclose()
             await manager.__aexit__(None, None, None)
@@ -185,17 +209,25 @@ def report(result: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--levels", default="50,100,200")
-    p.add_argument("--think", type=float, default=4.0, help="seconds between a session's turns")
+    p.add_argument("--levels", help="sessions per text level (default 50,100,200; --tiny: 5)")
+    p.add_argument(
+        "--think", type=float, help="seconds between a session's turns (default 4; --tiny: 1)"
+    )
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
+    p.add_argument("--tiny", action="store_true", help=TINY_HELP)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.levels = args.levels or (TINY_LEVELS if args.tiny else "50,100,200")
+    args.think = args.think or (TINY_THINK if args.tiny else 4.0)
     levels = [int(n) for n in args.levels.split(",")]
     if args.worker:
-        print(json.dumps(asyncio.run(measure(levels, args.think))))
+        durations = TINY if args.tiny else FULL
+        print(json.dumps(asyncio.run(measure(levels, args.think, durations))))
         return
+    arguments = ["--levels", args.levels, "--think", str(args.think)]
+    arguments += ["--tiny"] if args.tiny else []
     for label, src in builds(args.baseline):
-        result = run_worker(__file__, src, ["--levels", args.levels, "--think", str(args.think)])
+        result = run_worker(__file__, src, arguments)
         print(f"\n{label} ({src})")
         report(result)
 

@@ -12,7 +12,9 @@ The share is what the runtime, livekit-agents, the VAD's own detection and the a
 configured silence). Text mode measures the same round trip without audio (model time removed).
 
     .venv/bin/python bench/runtime_latency.py [--turns 15] [--turn-detection vad|model]
-                                              [--baseline OTHER/src]
+                                              [--baseline OTHER/src] [--tiny]
+
+`--tiny`: one turn (the same code paths; checks the benchmark runs, its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import SRC, Figures  # noqa: E402
+from harness import SRC, TINY_HELP, Figures  # noqa: E402
 
 STT_DELAY, LLM_TTFT, TTS_TTFB = 0.100, 0.150, 0.080
 VAD_SILENCE, ENDPOINTING = 0.30, 0.10  # endpointing below the VAD silence: the VAD decides
@@ -287,11 +289,13 @@ def run_worker(script: str, src: Path, arguments: list[str]) -> Any:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--turns", type=int, default=15)
+    p.add_argument("--turns", type=int, help="turns measured (default 15; --tiny: 1)")
     p.add_argument("--baseline", type=Path, help="another build's src dir to compare against")
     p.add_argument("--turn-detection", choices=["vad", "model"], default="vad")
+    p.add_argument("--tiny", action="store_true", help=TINY_HELP)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.turns = args.turns or (1 if args.tiny else 15)
     if args.worker:
         print(json.dumps(asyncio.run(measure(args.turns, args.turn_detection))))
         return

@@ -2,6 +2,8 @@
 
 # .venv/bin/python bench/sip_setup.py [--calls 200] [--levels 25,50,...] [--save out.json]
 #                                     [--baseline out.json]      (runs in under 2 minutes)
+#                                     [--tiny]  (10 setups, one level of 5 calls for 1 s: checks
+#                                                the benchmark runs; its figures mean nothing)
 #
 # Setup: an in-process far end answers each INVITE at once; measured are dial() to the INVITE
 # arriving, and 200 OK sent to the first RTP packet arriving. Concurrency: SIPp answers N calls
@@ -231,13 +233,17 @@ def _compare(current: dict[str, Any], baseline: dict[str, Any], prefix: str = ""
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--levels", default="25,50,100,150,200,300")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--calls", type=int, help="setups timed (default 200; --tiny: 10)")
+    parser.add_argument("--levels", help="calls per concurrency level (default 25,...; --tiny: 5)")
+    parser.add_argument("--seconds", type=float, help="per level (default 5; --tiny: 1)")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--no-freeze", action="store_true", help="leave gc.freeze() out")
+    parser.add_argument("--tiny", action="store_true", help="a few calls: checks the bench runs")
     args = parser.parse_args()
+    args.calls = args.calls or (10 if args.tiny else 200)
+    args.levels = args.levels or ("5" if args.tiny else "25,50,100,150,200,300")
+    args.seconds = args.seconds or (1.0 if args.tiny else 5.0)
     if shutil.which("sipp") is None:
         sys.exit("sipp (Debian sip-tester) is needed")
     if not args.no_freeze:

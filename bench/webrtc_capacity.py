@@ -35,7 +35,11 @@ the time budget runs out. The capacity printed is the largest N that held.
     .venv/bin/python bench/webrtc_capacity.py [--quick] [--steps 1,5,10,20,30,50]
         [--seconds 20] [--period 5] [--budget 240] [--reference-replies 20] [--keep-going]
         [--stt cloud|local] [--turn model|vad] [--ptime 20|40|60] [--profile [--profile-calls 8]]
-        [--baseline OTHER/src [--interleave]] [--servers 1]
+        [--baseline OTHER/src [--interleave]] [--servers 1] [--tiny]
+
+`--tiny` checks that the benchmark works, in seconds: one step of 2 calls for 3 s, a turn
+every 1.2 s, no warm-up call and no longer single-call reference (its figures mean nothing;
+every other option still applies).
 
 `--interleave` (with `--baseline`) starts both builds' servers at once and runs each step for
 one build, then the other, before the next step: the speed of this machine drifts by a quarter
@@ -90,10 +94,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))  # the callers' agent_studio: this checkout's, as in run_step
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 
 from _callers import SENTENCE  # noqa: E402  # what the callers say
-from harness import API_KEY, SRC, Figures, _free_port, build_env, builds  # noqa: E402
+from harness import API_KEY, SRC, TINY_HELP, Figures, _free_port, build_env, builds  # noqa: E402
 
 LLM_DELAY = 0.200
 STT_DELAY = 0.100
@@ -428,6 +433,9 @@ def measure(runs: list[Run], args: argparse.Namespace, steps: list[int]) -> None
             ]
             for url, pid in run.servers:
                 create_agent(url, llm_url, args.stt)
+                if args.tiny:
+                    print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle (no warm-up)")
+                    continue
                 print(f"  server pid {pid}, RSS {rss_mib(pid):.0f} MiB idle; warming up ...")
                 run_step(url, pid, 1, 8.0, 4.0, None, args.ptime)  # loads the VAD, turn model
             run.spent += time.monotonic() - began
@@ -448,7 +456,10 @@ def measure(runs: list[Run], args: argparse.Namespace, steps: list[int]) -> None
 
 
 def reference_seconds(args: argparse.Namespace) -> float:
-    """How long the single-call step runs: `--reference-replies` turns, at least 2 steps."""
+    """How long the single-call step runs: `--reference-replies` turns, at least 2 steps
+    (`--tiny`: one step)."""
+    if args.tiny:
+        return float(args.seconds)
     return max(2 * args.seconds, (args.reference_replies + 1) * args.period)
 
 
@@ -506,6 +517,7 @@ def main() -> None:
         help="replies the single-call step (the reference p95) runs for, at least",
     )
     p.add_argument("--quick", action="store_true", help="steps 1,4,8 of 15 s")
+    p.add_argument("--tiny", action="store_true", help=TINY_HELP)
     p.add_argument("--keep-going", action="store_true", help="run every step, broken or not")
     p.add_argument("--stt", choices=("cloud", "local"), default="cloud")
     p.add_argument(
@@ -537,6 +549,8 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.steps, args.seconds, args.reference_replies = "1,4,8", 15.0, 0
+    if args.tiny:
+        args.steps, args.seconds, args.period, args.reference_replies = "2", 3.0, 1.2, 0
     if args.profile and not (
         shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists()
     ):
@@ -548,7 +562,7 @@ def main() -> None:
         f"STT {args.stt} ({STT_DELAY * 1000:.0f} ms if cloud), turn detection {args.turn}, "
         f"{args.ptime} ms packets, "
         f"fake LLM {LLM_DELAY * 1000:.0f} ms to first byte, espeak-ng TTS; "
-        f"a turn every {args.period:.0f} s per caller; {args.seconds:.0f} s per step; "
+        f"a turn every {args.period:g} s per caller; {args.seconds:g} s per step; "
         f"callers in their own process; {args.servers} server process(es); "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
