@@ -110,9 +110,13 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/metrics", include_in_schema=False)
+    # With a metrics token, only that token reads the metrics; without one, an API key does.
+    metrics_auth = [] if settings.metrics_token is not None else [_auth]
+
+    @app.get("/metrics", include_in_schema=False, dependencies=metrics_auth)
     async def metrics(request: Request) -> Response:
-        """Prometheus text exposition; bearer `metrics_token` when set (docs/operations.md)."""
+        """Prometheus text exposition: bearer `metrics_token` when set, else an API key
+        (docs/operations.md)."""
         if not _metrics_allowed(settings, request.headers.get("authorization")):
             raise Unauthorized("missing or invalid metrics token")
         context: AppContext = request.app.state.context
@@ -124,7 +128,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
 
 
 def _metrics_allowed(settings: Settings, authorization: str | None) -> bool:
-    """Open without a metrics token; with one, only `Authorization: Bearer <that token>`."""
+    """With a metrics token, only `Authorization: Bearer <that token>` (without one, the route
+    requires an API key instead)."""
     if settings.metrics_token is None:
         return True
     scheme, _, presented = (authorization or "").partition(" ")

@@ -20,7 +20,7 @@ from agent_studio.app import create_app
 from agent_studio.calls.states import EndReason
 from agent_studio.config import Settings
 from agent_studio.runtime import RuntimeDeps
-from tests.conftest import _truncate_pg, make_settings
+from tests.conftest import TEST_API_KEY, _truncate_pg, make_settings
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fixtures.live_server import LiveServer
 from tests.runtime.conftest import runner_for, single_agent_call
@@ -128,7 +128,7 @@ async def test_metrics_need_the_token_when_one_is_set(
     assert "agent_studio" not in response.text
 
 
-async def test_metrics_are_open_without_a_token(
+async def test_without_a_metrics_token_an_api_key_reads_the_metrics(
     tmp_path: Path, pg_database_url: str | None
 ) -> None:
     if pg_database_url:
@@ -137,7 +137,13 @@ async def test_metrics_are_open_without_a_token(
     async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            response = await http.get("/metrics")
+            anonymous = await http.get("/metrics")
+            wrong = await http.get("/metrics", headers={"Authorization": "Bearer as_not-a-key"})
+            response = await http.get(
+                "/metrics", headers={"Authorization": f"Bearer {TEST_API_KEY}"}
+            )
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert "agent_studio" not in anonymous.text
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.text)}
     assert {"agent_studio_live_calls", "agent_studio_calls_ended"} <= names
