@@ -71,26 +71,24 @@ def _object_schema() -> dict[str, Any]:
     return {"type": "object", "properties": {}}
 
 
-class CollectTool(BaseModel):
+class _SnapshotTool(BaseModel):
+    model_config = _FROZEN
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=_object_schema)
+
+
+class CollectTool(_SnapshotTool):
     """A tool that stores its arguments on the call (`collected_data`)."""
 
-    model_config = _FROZEN
-
     type: Literal["collect"]
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=_object_schema)
 
 
-class WebhookTool(BaseModel):
+class WebhookTool(_SnapshotTool):
     """A tool that POSTs its arguments to `url` and gives the model the response body."""
 
-    model_config = _FROZEN
-
     type: Literal["webhook"]
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=_object_schema)
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = 10.0

@@ -6,7 +6,7 @@ shared by every call (each call gets its own stream state). Each call still gets
 object over the shared model (`call_vad`): a livekit VAD is an event emitter, and every session
 using one listens to its metrics, so one VAD shared by N calls would call N listeners for each
 of its N calls' metrics, N² a second. Every call's VAD inferences run in batches on one
-thread (`vad_batch`). Text-mode calls use neither: their turns are the text messages.
+thread (`vad.batch`). Text-mode calls use neither: their turns are the text messages.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def _model_turn_detector() -> Any:
 
 
 class _CallVAD(silero.VAD):
-    """silero over the process's model, whose streams run silero's loop leanly (vad_stream),
-    their inferences batched (vad_batch), and whose streams' input and speech events a
-    non-streaming STT can follow (vad_stt)."""
+    """silero over the process's model, whose streams run silero's loop leanly (vad.stream),
+    their inferences batched (vad.batch), and whose streams' input and speech events a
+    non-streaming STT can follow (vad.stt)."""
 
     lean = LeanSileroStream.supported()
 
