@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import numpy as np
@@ -138,3 +139,39 @@ async def test_lost_media_goes_through_the_runtime(
     ended = await wait_for(live_client, call["call_id"], "disconnected")
     assert ended["end_reason"] == "media_lost"
     assert runner.ended[uuid.UUID(call["call_id"])] is EndReason.MEDIA_LOST
+
+
+async def test_a_session_that_starts_after_the_caller_left_is_stopped(
+    live_client: httpx.AsyncClient, browser: BrowserCalls, caller: WhipCaller
+) -> None:
+    """The caller hangs up while the call's session is still starting, and the session is up
+    before the peer has closed: the end is recorded at once, and the session is told to stop
+    rather than left running on a dead peer."""
+    starting, release = asyncio.Event(), asyncio.Event()
+    stopped: list[EndReason] = []
+
+    async def slow_start(session: WebRTCPeer) -> CallEnder:
+        starting.set()
+        await release.wait()  # a model still loading
+
+        async def end_call(reason: EndReason, error: str | None) -> None:
+            stopped.append(reason)
+
+        return end_call
+
+    recorded = browser.ended
+
+    async def ended_then_started(peer: WebRTCPeer, reason: Any, error: str | None) -> None:
+        await recorded(peer, reason, error)  # no session yet: the end is recorded at once
+        release.set()
+        await asyncio.sleep(0.3)  # the session finishes starting before the peer closes
+
+    browser.start_runtime = slow_start
+    browser.ended = ended_then_started  # type: ignore[method-assign]
+    call = await new_call(live_client)
+    await caller.join(live_client, call["url"], call["token"])
+    await asyncio.wait_for(starting.wait(), 10)
+    assert (await caller.hang_up(live_client)).status_code == 200
+    ended = await status_of(live_client, call["call_id"])
+    assert (ended["status"], ended["end_reason"]) == ("completed", "user_hangup")
+    assert stopped == [EndReason.USER_HANGUP]

@@ -94,8 +94,14 @@ class BrowserCalls:
             return
         log.info("webrtc call active")
         ender = await self.start_runtime(peer)
-        if ender is not None:
-            self._enders[peer.call_id] = ender
+        if ender is None:
+            return
+        if peer.going:
+            # The peer ended while the session started: its end is recorded (`ended` found no
+            # session), so the session only stops; what it would record is ignored.
+            await ender(EndReason.USER_HANGUP, None)
+            return
+        self._enders[peer.call_id] = ender
 
     async def ended(self, peer: WebRTCPeer, reason: PeerEndReason, error: str | None) -> None:
         end_reason = EndReason(reason.value)

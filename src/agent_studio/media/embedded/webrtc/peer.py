@@ -258,6 +258,11 @@ class WebRTCPeer:
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    @property
+    def going(self) -> bool:
+        """Ending or closing: what is attached now would be left running on a dead peer."""
+        return self._ending or self._closing
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.spawn(coro, name=name)
 
