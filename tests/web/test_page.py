@@ -30,4 +30,9 @@ async def test_the_page_is_served_without_auth(anon_client: httpx.AsyncClient) -
 
 async def test_only_the_page_assets_are_served(anon_client: httpx.AsyncClient) -> None:
     for name in ("call.html", "nope.js", "..%2F__init__.py", "%2e%2e%2fpages.py"):
-        assert (await anon_client.get(f"/static/{name}")).status_code == 404, name
+        response = await anon_client.get(f"/static/{name}")
+        assert response.status_code == 404, name
+    # The 404 does not echo what was asked for (a reflected string is an injection vector).
+    response = await anon_client.get("/static/%3Cscript%3Ealert(1)%3C%2Fscript%3E.js")
+    assert response.status_code == 404
+    assert "script" not in response.text

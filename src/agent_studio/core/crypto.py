@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent_studio.config import Settings
+from agent_studio.core.datadir import private_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def load_master_key(settings: Settings) -> bytes:
         return hashlib.sha256(raw.encode()).digest()
     path: Path = settings.data_dir / _SECRET_FILE
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(settings.data_dir)
         key = base64.urlsafe_b64encode(secrets.token_bytes(32))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from agent_studio.config import Settings
+from agent_studio.core.datadir import private_data_dir
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +36,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(settings.data_dir)
         engine = create_async_engine(
             url, pool_size=1, max_overflow=0, pool_timeout=120, pool_pre_ping=False
         )

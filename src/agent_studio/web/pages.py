@@ -56,5 +56,5 @@ async def call_page(call_id: uuid.UUID) -> Response:
 async def static_asset(name: str) -> Response:
     media_type = _ASSETS.get(name)
     if media_type is None:
-        raise NotFound(f"no asset named {name!r}")
+        raise NotFound("no such asset")
     return Response(_read(name), media_type=media_type, headers=_HEADERS)
