@@ -130,6 +130,7 @@ async def test_one_provider_per_kind_accepted(client: httpx.AsyncClient) -> None
         {"provider": "openai-compatible", "base_url": "not a url"},
         {"provider": "openai-compatible", "base_url": "http://"},
         {"provider": "openai-compatible", "base_url": "http://host:99999/v1"},
+        {"provider": "openai-compatible", "base_url": "http://user:secret@models.local/v1"},
         {"provider": "openai", "base_url": "https://elsewhere.example/v1"},
         {"provider": "openai", "temperature": 2.01},
         {"provider": "openai", "temperature": -0.1},

@@ -80,6 +80,14 @@ class ProviderSettings(BaseModel):
         description="Server URL: required for `openai-compatible`, refused for others",
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None and "@" in urlsplit(str(url)).netloc:
+            # The URL is shown in responses and snapshots; a credential belongs in a provider key.
+            raise ValueError("base_url must not contain credentials; put the key in a provider key")
+        return url
+
 
 def _default_parameters() -> dict[str, Any]:
     return {"type": "object", "properties": {}}
