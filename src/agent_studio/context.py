@@ -6,6 +6,7 @@ when it is built here, and endpoints reach them through `app.state` (`install`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from agent_studio.calls.control import RunningCalls
@@ -23,6 +24,8 @@ from agent_studio.media.embedded.telephony import Telephony
 from agent_studio.media.embedded.webrtc import WebRTCCalls
 from agent_studio.media.factory import create_media_backend
 from agent_studio.runtime import RuntimeOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,6 +113,14 @@ class AppContext:
         )
 
     async def start(self) -> None:
+        if isinstance(self.media, EmbeddedBackend) and self.settings.is_sqlite:
+            # One server runs every call on its SQLite database: the live calls found at start
+            # were the previous process's, and nothing runs them any more.
+            ended = await self.lifecycle.end_orphans("the server stopped while the call was live")
+            if ended:
+                log.warning(
+                    "ended calls the previous server process left live", extra={"count": ended}
+                )
         if self.telephony is not None:
             await self.telephony.start()
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from agent_studio.app import create_app
 from agent_studio.calls import sweeper
 from agent_studio.calls.states import EndReason
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Call
+from tests.conftest import TEST_API_KEY, make_settings
 from tests.fixtures.factories import daily_call, start_call
 
 
@@ -103,8 +107,48 @@ async def test_sweeper_ends_calls_whose_runtime_went_silent(
     for call_id in (lost, alive):
         await context.lifecycle.mark_active(call_id, "greeter-agent")
     stale = utcnow() - timedelta(seconds=context.settings.heartbeat_timeout_seconds + 5)
-    await _age(app, lost, heartbeat_at=stale, connect_deadline=utcnow() - timedelta(minutes=5))
+    await _age(
+        app,
+        lost,
+        started_at=stale - timedelta(seconds=10),
+        heartbeat_at=stale,
+        connect_deadline=utcnow() - timedelta(minutes=5),
+    )
     call = await _wait_for_status(client, lost, "disconnected")
     assert call["end_reason"] == "worker_lost"
+    # It ended when its runtime last reported, not when the sweeper noticed.
+    assert datetime.fromisoformat(call["ended_at"]) == stale
     await asyncio.sleep(0.5)
     assert (await client.get(f"/api/v1/calls/{alive}")).json()["status"] == "active"
+
+
+async def test_a_restarted_server_ends_the_calls_it_left_live(tmp_path: Path) -> None:
+    """An embedded server on SQLite runs every call itself: calls live when it stopped (a crash)
+    end `worker_lost` as soon as it starts again, at their last heartbeat."""
+    settings = make_settings(tmp_path, None)
+    first = create_app(settings)
+    async with LifespanManager(first, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=first)
+        headers = {"Authorization": f"Bearer {TEST_API_KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        ) as http:
+            await daily_call(http)
+            call_id = uuid.UUID((await start_call(http))["call_id"])
+        assert await first.state.context.lifecycle.mark_active(call_id, "greeter-agent")
+        started = (await _call_row(first, call_id)).started_at
+        last_beat = started + timedelta(seconds=9.7)
+        await _age(first, call_id, heartbeat_at=last_beat)
+    # The process is gone without ending the call (as after a crash); a new one starts.
+    second = create_app(settings)
+    async with LifespanManager(second, startup_timeout=60, shutdown_timeout=30):
+        call = await _call_row(second, call_id)
+    assert (call.status, call.end_reason) == ("disconnected", "worker_lost")
+    assert call.ended_at == last_beat
+
+
+async def _call_row(app: FastAPI, call_id: uuid.UUID) -> Call:
+    async with app.state.context.db.session() as session:
+        call = await session.get(Call, call_id)
+        assert call is not None
+        return call

@@ -27,7 +27,7 @@ from agent_studio.calls.states import (
 from agent_studio.core.db import Database
 from agent_studio.core.metrics import CALLS_ENDED
 from agent_studio.core.snapshot import CallSnapshot
-from agent_studio.core.timeutil import utcnow
+from agent_studio.core.timeutil import as_utc, utcnow
 from agent_studio.models import Call, TranscriptEntry
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,21 @@ class CallLifecycle:
         error: str | None = None,
         *,
         note: bool = False,
+        ended_at: datetime | None = None,
     ) -> CallStatus | None:
         """End a live call; returns its final status, or None if it was already over.
 
         With `note`, the transcript's "Call ended (<reason>)" entry is written in the same
-        transaction (for endings no session records, e.g. the sweeper's)."""
+        transaction (for endings no session records, e.g. the sweeper's). `ended_at`: when
+        the call is known to have ended, if not now (a runtime that stopped reporting ended at
+        its last heartbeat); never before the call started."""
         now = utcnow()
         async with self.db.session() as session:
             call = await call_repository.get(session, call_id, for_update=True)
             if call is None or CallStatus(call.status) not in LIVE:
                 return None
+            if ended_at is not None:
+                now = max(as_utc(ended_at), as_utc(call.started_at or call.created_at))
             final = status_for_end(CallStatus(call.status), reason)
             call.status = final.value
             call.end_reason = reason.value
@@ -207,3 +212,17 @@ class CallLifecycle:
         async with self.db.session() as session:
             call = await call_repository.get(session, call_id)
             return None if call is None else (CallStatus(call.status), call.call_type)
+
+    async def end_orphans(self, error: str) -> int:
+        """End every live call at once as `worker_lost`, at its last heartbeat (or its start):
+        for a server that alone runs its calls, at start, every live call was the dead
+        process's. Returns how many were ended."""
+        async with self.db.session() as session:
+            rows = await call_repository.live_call_times(session)
+        ended = 0
+        for call_id, heartbeat_at in rows:
+            if await self.end(
+                call_id, EndReason.WORKER_LOST, error, note=True, ended_at=heartbeat_at
+            ):
+                ended += 1
+        return ended

@@ -103,6 +103,15 @@ class CallRepository:
         )
         return rows.scalars().all()
 
+    async def live_call_times(
+        self, session: AsyncSession
+    ) -> Sequence[Row[uuid.UUID, datetime | None]]:
+        """Every live call's id and last heartbeat."""
+        rows = await session.execute(
+            select(Call.id, Call.heartbeat_at).where(Call.status.in_([s.value for s in LIVE]))
+        )
+        return rows.all()
+
     async def live_counts_by_type(self, session: AsyncSession) -> dict[str, int]:
         """Live calls (pending, connecting, active) per call type; every known type is listed."""
         rows = await session.execute(

@@ -71,7 +71,9 @@ async def _sweep(lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeou
             reason, error = EndReason.WORKER_LOST, "the call's runtime stopped reporting"
         else:
             continue
-        if await lifecycle.end(call_id, reason, error, note=True) is not None:
+        # A runtime that stopped reporting ended the call at its last heartbeat, not now.
+        ended_at = heartbeat_at if reason is EndReason.WORKER_LOST else None
+        if await lifecycle.end(call_id, reason, error, note=True, ended_at=ended_at) is not None:
             ended += 1
             await media.end_call(call_id, f"call-{call_id}")
     return ended
