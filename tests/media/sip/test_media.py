@@ -32,8 +32,9 @@ async def test_dtmf_from_sipp_pcaps(make_ua: MakeUa, tmp_path: Path) -> None:
 
 
 async def test_dtmf_rfc4733_packets_each_reported_once(make_ua: MakeUa, tmp_path: Path) -> None:
-    """Start, updates and the triple end packet of each key press yield one digit."""
-    sipp = Sipp("uas_answer.xml", tmp_path, args=["-rtp_echo", "-d", "1500"])
+    """Start, updates and the triple end packet of each key press yield one digit. (SIPp sends
+    no RTP here: the test's socket is the first source heard, as a far end behind NAT.)"""
+    sipp = Sipp("uas_answer.xml", tmp_path, args=["-d", "1500"])
     ua, events = await make_ua(trunk=sipp.uri)
     async with sipp:
         call = await ua.dial(uuid.uuid4(), "+15550199", connect_timeout=10)
@@ -72,3 +73,37 @@ async def test_hold_and_resume_reinvites_keep_the_call(make_ua: MakeUa, tmp_path
     assert "Subject: a=recvonly" in log and "Subject: a=sendrecv" in log
     assert call.audio is not None and call.audio.direction == "sendrecv"  # resumed
     assert sink.loud_frames() >= 60, "audio did not resume after the hold"
+
+
+async def test_rtp_from_anyone_else_is_not_heard(make_ua: MakeUa, tmp_path: Path) -> None:
+    """The media source is latched (the far end's SDP address, or the first source heard):
+    key presses and garbage sent to the call's RTP port from elsewhere make no digit, and
+    malformed telephone-events from the far end make none either."""
+    sipp = Sipp("uas_answer.xml", tmp_path, args=["-d", "1500"])
+    ua, events = await make_ua(trunk=sipp.uri)
+    async with sipp:
+        call = await ua.dial(uuid.uuid4(), "+15550199", connect_timeout=10)
+        await events.wait_for("answered")
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+        ):
+            target = (HOST, call.media.port)
+
+            def rtp(pt: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
+                return build_rtp(pt, seq, timestamp, ssrc, payload, marker=False)
+
+            far_end.sendto(rtp(0, 1, 160, 0x1111, bytes(160)), target)  # latched
+            await asyncio.sleep(0.05)
+            for seq, timestamp in ((2, 8000), (3, 16000)):
+                event = build_event("C", True, duration=800)
+                stranger.sendto(rtp(101, seq, timestamp, 0x2222, event), target)
+                stranger.sendto(b"\x80\x65" + bytes(18), target)  # garbage with PT 101
+            reserved_bit = bytes([14, 0x40 | 10, 0, 160])  # "C" with the reserved bit set
+            far_end.sendto(rtp(101, 4, 24000, 0x1111, reserved_bit), target)
+            far_end.sendto(rtp(101, 5, 32000, 0x1111, build_event("C", True, 800)[:3]), target)
+            far_end.sendto(rtp(101, 6, 40000, 0x1111, build_event("7", True, 800)), target)
+            await asyncio.sleep(0.1)
+        await events.wait_for("ended")
+        assert await sipp.wait() == 0, sipp.explain()
+    assert events.digits() == "7"

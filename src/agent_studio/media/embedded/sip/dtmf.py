@@ -21,9 +21,13 @@ class ToneEvent:
 
 
 def parse_event(payload: bytes) -> ToneEvent | None:
-    if len(payload) < 4:
+    """One event (the first of a payload), or None for what is not RFC 4733: a payload that
+    is not whole 4-byte events, or the reserved bit set."""
+    if len(payload) < 4 or len(payload) % 4:
         return None
     event, flags, duration = struct.unpack("!BBH", payload[:4])
+    if flags & 0x40:
+        return None
     return ToneEvent(event, bool(flags & 0x80), flags & 0x3F, duration)
 
 

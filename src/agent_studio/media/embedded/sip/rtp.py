@@ -97,6 +97,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._deadline = 0.0
         self._last_rx = 0.0
         self._remote_ssrc: int | None = None
+        self._source: tuple[str, int] | None = None  # where the far end's RTP is latched
         self._marker = True
         self._lost_reported = False
         self._warned = False
@@ -216,7 +217,7 @@ class RtpSession(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         packet = parse_rtp(data)
         params = self._params
-        if packet is None or params is None:
+        if packet is None or params is None or not self._from_far_end(addr, params):
             return
         self._last_rx = asyncio.get_running_loop().time()
         self.received += 1
@@ -234,6 +235,14 @@ class RtpSession(asyncio.DatagramProtocol):
                 self.jitter.reset()
             self._remote_ssrc = packet.ssrc
         self.jitter.push(packet.sequence, g711.decode(codec, packet.payload))
+
+    def _from_far_end(self, addr: Any, params: AudioParams) -> bool:
+        """Latch the media source, as symmetric-RTP endpoints do: RTP from the address in the
+        far end's SDP, or else from the first source heard (behind NAT), and from no other."""
+        source: tuple[str, int] = (addr[0], addr[1])
+        if source == (params.remote_host, params.remote_port) or self._source is None:
+            self._source = source
+        return source == self._source
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP port unreachable while the far end sets up; the media timeout decides
