@@ -14,10 +14,11 @@ from sqlalchemy import text
 
 from agent_studio import __version__
 from agent_studio.agents.endpoints import router as agents_router
-from agent_studio.api_keys.auth import require_api_key
+from agent_studio.api_keys.auth import ApiKeyGate, require_api_key
 from agent_studio.calls.endpoints import router as calls_router
 from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
+from agent_studio.core.body_limit import BodyLimit
 from agent_studio.core.error_handlers import install_error_handlers
 from agent_studio.core.errors import Unauthorized
 from agent_studio.core.memory import freeze_long_lived, freeze_while_busy, settle
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added last runs first: the body cap, then the API key, both before a body is read.
+    app.add_middleware(ApiKeyGate)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(
         prefix="/api/v1", responses={401: {"description": "Missing or invalid API key"}}

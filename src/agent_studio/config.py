@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # Traces carry what was said (prompts, transcripts, tool arguments) only when this is true.
     trace_content: bool = False
 
+    # Request bodies above this many bytes are refused with 413 before they are read whole
+    # (docs/operations.md, "Reliability").
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
     # Database pool (PostgreSQL); SQLite always uses one connection, see core/db.py.
     db_pool_size: int = 10
     db_max_overflow: int = 20

@@ -41,6 +41,10 @@ async def _offer(request: Request) -> str:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != SDP:
         raise UnsupportedMediaType(f"the offer must be sent as {SDP}")
+    # Within the server's body cap too (core/body_limit.py refuses longer bodies first).
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
+        raise PayloadTooLarge("the SDP offer is too large")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
