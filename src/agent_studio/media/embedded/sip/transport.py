@@ -176,16 +176,18 @@ class SipTransport:
         refusal = self._refusal(host)
         if refusal is not None:
             self.refused[refusal] += 1
-            now = time.monotonic()
-            if now - self._refusal_logged.get(refusal, -_REFUSAL_LOG_INTERVAL) >= (
-                _REFUSAL_LOG_INTERVAL
-            ):
-                self._refusal_logged[refusal] = now
-                log.warning(_REFUSALS[refusal])
+            self._log_seldom(refusal, _REFUSALS[refusal])
             writer.transport.abort()  # frees the descriptor now, sends nothing
             return
         self._accepted[host] = self._accepted.get(host, 0) + 1
         self._serve(reader, writer, Peer("TCP", host, port), accepted=True)
+
+    def _log_seldom(self, key: str, message: str) -> None:
+        """A WARNING at most once per `_REFUSAL_LOG_INTERVAL` per `key`: a flood logs little."""
+        now = time.monotonic()
+        if now - self._refusal_logged.get(key, -_REFUSAL_LOG_INTERVAL) >= _REFUSAL_LOG_INTERVAL:
+            self._refusal_logged[key] = now
+            log.warning(message)
 
     def _refusal(self, host: str) -> str | None:
         """Why a new connection from `host` is refused (a key of `_REFUSALS`), or None."""
@@ -238,11 +240,11 @@ class SipTransport:
                         chunk = await reader.read(65536)
                 except TimeoutError:
                     if first_deadline is not None:
-                        log.info("closing a SIP TCP connection that sent no request in time")
+                        self._log_seldom("first", "closing SIP TCP connections without a request")
                         break
                     if self._in_use(peer):
                         continue
-                    log.info("closing an idle SIP TCP connection")
+                    self._log_seldom("idle", "closing idle SIP TCP connections")
                     break
                 if not chunk:
                     break
