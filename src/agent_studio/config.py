@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     rtp_ports: str = "10000-20000"
     sip_allowed_sources: str = ""
     sip_public_address: str | None = None
+    # SIP over TCP: what one source and all sources may hold open, how long a connection may
+    # stay silent, and the file descriptors kept free for HTTP (docs/sip.md, "SIP over TCP").
+    sip_tcp_max_connections: int = Field(default=256, ge=1)
+    sip_tcp_max_connections_per_source: int = Field(default=32, ge=1)
+    sip_tcp_first_request_timeout_seconds: float = Field(default=5.0, gt=0)
+    sip_tcp_idle_timeout_seconds: float = Field(default=600.0, gt=0)
+    sip_fd_reserve: int = Field(default=64, ge=0)
     # The embedded SIP user agent runs when this is true, or (unset) when a trunk is configured.
     sip_enabled: bool | None = None
 

@@ -6,7 +6,7 @@ from agent_studio.media.embedded.sip.call import (
     SipCallEvents,
     SipEndReason,
 )
-from agent_studio.media.embedded.sip.config import SipConfig, SipConfigError
+from agent_studio.media.embedded.sip.config import SipConfig, SipConfigError, TcpLimits
 from agent_studio.media.embedded.sip.rtp import SAMPLE_RATE, AudioSink, AudioSource, FrameInput
 from agent_studio.media.embedded.sip.user_agent import IncomingHandler, SipError, SipUserAgent
 
@@ -24,4 +24,5 @@ __all__ = [
     "SipEndReason",
     "SipError",
     "SipUserAgent",
+    "TcpLimits",
 ]

@@ -28,6 +28,25 @@ class SipSettings(Protocol):
     rtp_ports: str
     sip_allowed_sources: str
     sip_public_address: str | None
+    sip_tcp_max_connections: int
+    sip_tcp_max_connections_per_source: int
+    sip_tcp_first_request_timeout_seconds: float
+    sip_tcp_idle_timeout_seconds: float
+    sip_fd_reserve: int
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """What accepted SIP TCP connections may hold: each is counted against its source's cap and
+    the total cap, closed when it sends no request within `first_request_timeout` or nothing at
+    all for `idle_timeout` (unless a live call still uses it), and refused outright while the
+    process has fewer than `fd_reserve` file descriptors left under RLIMIT_NOFILE."""
+
+    max_connections: int = 256
+    max_per_source: int = 32
+    first_request_timeout: float = 5.0
+    idle_timeout: float = 600.0
+    fd_reserve: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +60,7 @@ class SipConfig:
     rtp_ports: tuple[int, int] = (10000, 20000)
     allowed_sources: tuple[Network, ...] = ()
     public_address: str | None = None
+    tcp: TcpLimits = field(default_factory=lambda: TcpLimits())
     media_timeout: float = 15.0  # no RTP for this long ends the call (media_lost)
     incoming_timeout: float = 10.0  # how long the app may take to route an inbound call
     t1: float = 0.5  # RFC 3261 T1; all transaction timers derive from it
@@ -65,6 +85,13 @@ class SipConfig:
             "rtp_ports": parse_port_range(settings.rtp_ports),
             "allowed_sources": parse_networks(settings.sip_allowed_sources),
             "public_address": settings.sip_public_address or None,
+            "tcp": TcpLimits(
+                max_connections=settings.sip_tcp_max_connections,
+                max_per_source=settings.sip_tcp_max_connections_per_source,
+                first_request_timeout=settings.sip_tcp_first_request_timeout_seconds,
+                idle_timeout=settings.sip_tcp_idle_timeout_seconds,
+                fd_reserve=settings.sip_fd_reserve,
+            ),
         }
         values.update(overrides)
         number = values["from_number"]

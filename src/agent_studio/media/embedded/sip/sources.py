@@ -33,6 +33,11 @@ class SourcePolicy:
             return "allow"
         return "challenge" if self.verifier is not None else "deny"
 
+    def may_connect(self, host: str) -> bool:
+        """Whether a TCP connection from `host` is accepted: with CIDRs set, only from them;
+        without, from anyone (a stranger may still authenticate, or be refused per request)."""
+        return not self.networks or self.verdict(host) == "allow"
+
     def authenticated(self, request: SipRequest) -> tuple[bool, bool]:
         """(valid, stale) for the request's Authorization header."""
         assert self.verifier is not None

@@ -58,7 +58,12 @@ class SipUserAgent:
         self.on_incoming = on_incoming
         t1 = config.t1
         self.timers = Timers(t1=t1, t2=min(4.0, 8 * t1), t4=min(5.0, 10 * t1))
-        self.transport = SipTransport(self._on_message)
+        self.transport = SipTransport(
+            self._on_message,
+            config.tcp,
+            admits=lambda host: self.sources.may_connect(host),
+            in_use=self._carries_a_call,
+        )
         self.layer = TransactionLayer(self.transport, self.timers)
         self.port = 0
         self._legs: dict[str, Leg] = {}  # by SIP Call-ID
@@ -94,6 +99,10 @@ class SipUserAgent:
         await self.transport.stop()
         self._legs.clear()
         self._by_id.clear()
+
+    def _carries_a_call(self, peer: Peer) -> bool:
+        """Whether a live call's signalling goes to `peer` (its TCP connection stays open)."""
+        return any(leg.call.peer == peer and not leg.call.ended for leg in self._by_id.values())
 
     # --- the app's interface ---------------------------------------------------------------
 
