@@ -17,6 +17,7 @@ import pytest
 
 from agent_studio.calls.states import EndReason
 from agent_studio.config import Settings
+from agent_studio.context import AppContext
 from agent_studio.runtime import RuntimeDeps
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -128,3 +129,12 @@ async def test_a_live_call_loses_no_transcript_line_to_an_outage(
     call = await call_view(client, call_id)
     assert (call["status"], call["end_reason"]) == ("completed", "user_hangup")
     assert call["metrics"]["turns"] == 3
+
+
+async def test_an_inbound_sip_call_is_refused_with_503_while_the_database_is_down(
+    client: httpx.AsyncClient, context: AppContext, cluster: PgCluster
+) -> None:
+    cluster.stop()
+    assert await context.calls.route_inbound("+14155550100", "+14155550199") == 503
+    cluster.start()
+    assert await context.calls.route_inbound("+14155550100", "+14155550199") == 404
