@@ -181,3 +181,30 @@ async def test_a_voice_turn_is_observed_in_the_turn_latency_histograms() -> None
     for stage, seconds in expected.items():
         assert after[stage][0] == before[stage][0] + 1, stage
         assert abs(after[stage][1] - before[stage][1] - seconds) < 1e-9, stage
+
+
+async def test_writer_retries_an_unreachable_database_in_order_and_caps_what_it_holds(
+    caplog: Any,
+) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    done: list[int] = []
+    failures = [PoolTimeout("pool timed out"), PoolTimeout("pool timed out")]
+
+    def write(n: int) -> Any:
+        async def run() -> None:
+            if n == 0 and failures:
+                raise failures.pop()
+            done.append(n)
+
+        return run
+
+    writer = CallWriter(max_queued=3, retry_max_delay=0.01)
+    for n in range(5):
+        writer.submit(write(n))
+    await writer.aclose()
+    assert done == [0, 1, 2]  # the first waited for the database; the others behind it
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "call record writes over the limit; dropping new ones"
+    ]
+    assert [r for r in caplog.records if r.exc_info] == []

@@ -37,7 +37,7 @@ from agent_studio.calls.states import (
     EndReason,
 )
 from agent_studio.core.crypto import SecretBox
-from agent_studio.core.db import Database
+from agent_studio.core.db import Database, database_unreachable
 from agent_studio.core.errors import (
     BadGateway,
     Conflict,
@@ -224,9 +224,15 @@ class CallService:
     async def route_inbound(self, caller: str, called: str) -> uuid.UUID | int:
         """A call arriving at `called` from `caller`: the new inbound call's id, or the SIP
         status to refuse it with (404: the number is not routed; 503: the workflow cannot run
-        now). Its own unit of work."""
-        async with self._db.session() as session:
-            return await self._create_inbound(session, caller, called)
+        now, or the database cannot be reached). Its own unit of work."""
+        try:
+            async with self._db.session() as session:
+                return await self._create_inbound(session, caller, called)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            log.warning("inbound call refused: database unavailable")
+            return 503
 
     async def _create_inbound(
         self, session: AsyncSession, caller: str, called: str

@@ -14,6 +14,7 @@ from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.media import MediaBackend
 from agent_studio.calls.repository import call_repository
 from agent_studio.calls.states import NOT_STARTED, CallStatus, EndReason
+from agent_studio.core.db import database_unreachable
 from agent_studio.core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,20 @@ class CallSweeper:
         return await _sweep(self._lifecycle, self._media, self._heartbeat_timeout)
 
     async def run(self) -> None:
+        unreachable = False  # an outage is logged once, when it starts
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.sweep_once()
+                unreachable = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("call sweep failed; retrying at the next interval")
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    log.exception("call sweep failed; retrying at the next interval")
+                elif not unreachable:
+                    log.warning("call sweep failed: database unavailable; retrying")
+                unreachable = database_unreachable(exc)
 
 
 async def _sweep(lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeout: float) -> int:

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg.exceptions
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +24,54 @@ from sqlalchemy.ext.asyncio import (
 
 from agent_studio.config import Settings
 from agent_studio.core.datadir import private_data_dir
+
+# PostgreSQL refusing or dropping connections: starting up, shutting down, crashed, gone.
+DRIVER_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+# SQLite's file cannot be opened or read, or the write lock was not had in time.
+_SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "database is locked")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """True if `error` (or what it wraps) means the database cannot be reached right now, as
+    opposed to a fault of the query or the data: the answer is 503, not 500."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (sa_exc.TimeoutError, *DRIVER_UNAVAILABLE_ERRORS)):
+            return True  # the pool's checkout timed out; the server refused or dropped us
+        if isinstance(current, OSError) and _raised_by_driver(current):
+            return True  # refused, reset, unreachable while connecting
+        if type(current).__name__ == "OperationalError" and any(
+            text in str(current).lower() for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+        if isinstance(current, sa_exc.DBAPIError):
+            pending.append(current.orig)
+        pending += [current.__cause__, current.__context__]
+    return False
+
+
+def _raised_by_driver(error: BaseException) -> bool:
+    """Whether the database's drivers are on `error`'s traceback (an OSError of a webhook is
+    not the database's)."""
+    tb = error.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("sqlalchemy", "asyncpg", "aiosqlite")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox
-from agent_studio.core.db import Database
+from agent_studio.core.db import Database, database_unreachable
+from agent_studio.core.errors import DatabaseUnavailable
 
 
 def get_settings_of(request: Request) -> Settings:
@@ -28,9 +29,15 @@ def get_secrets(request: Request) -> SecretBox:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed after the endpoint returns, before the response."""
-    async with get_database(request).session() as session:
-        yield session
+    """The request's unit of work: committed after the endpoint returns, before the response.
+    A database that cannot be reached (opening, querying, committing) is `DatabaseUnavailable`."""
+    try:
+        async with get_database(request).session() as session:
+            yield session
+    except Exception as exc:
+        if database_unreachable(exc):
+            raise DatabaseUnavailable() from None
+        raise
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

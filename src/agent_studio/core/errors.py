@@ -63,3 +63,16 @@ def field_error(
 ) -> list[dict[str, Any]]:
     """A 422 detail in the same shape as FastAPI's own validation errors."""
     return [{"type": kind, "loc": list(location), "msg": message}]
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (down, restarting, unreachable): try again shortly."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database is unavailable; try again shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )

@@ -9,6 +9,7 @@ content "" and `tool_call: {name, arguments}`, like a model message that only ca
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -25,6 +26,7 @@ from livekit.agents.metrics import EOUMetrics, LLMMetrics, TTSMetrics
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.metrics import LATENCY_FIELDS, MetricsSample
 from agent_studio.calls.states import EndReason
+from agent_studio.core.db import database_unreachable
 from agent_studio.core.metrics import observe_turn_latency
 
 log = logging.getLogger(__name__)
@@ -33,30 +35,77 @@ Write = Callable[[], Awaitable[Any]]
 
 
 class CallWriter:
-    """One task that runs a call's writes one after another, in the order they were queued."""
+    """One task that runs a call's writes one after another, in the order they were queued.
 
-    def __init__(self, drain_timeout: float = 30.0) -> None:
-        self._queue: asyncio.Queue[Write | None] = asyncio.Queue()
+    A write that fails because the database cannot be reached is retried (backing off to
+    `retry_max_delay`) and the writes behind it wait: during an outage a call's transcript and
+    metrics are held in memory, at most `max_queued` writes (later ones are dropped, logged
+    once), and written in order when the database is back. Any other failure is logged and
+    the write skipped."""
+
+    def __init__(
+        self,
+        drain_timeout: float = 30.0,
+        *,
+        max_queued: int = 10_000,
+        retry_max_delay: float = 1.0,
+    ) -> None:
+        self._queue: collections.deque[Write] = collections.deque()
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._overflowed = False
         self._drain_timeout = drain_timeout
+        self._max_queued = max_queued
+        self._retry_max_delay = retry_max_delay
         self._task: asyncio.Task[None] | None = None  # started by the first write
 
     def submit(self, write: Write) -> None:
+        if len(self._queue) >= self._max_queued:
+            if not self._overflowed:
+                self._overflowed = True
+                log.error("call record writes over the limit; dropping new ones")
+            return
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="call-writer")
-        self._queue.put_nowait(write)
+        self._queue.append(write)
+        self._ready.set()
 
     async def _run(self) -> None:
-        while (write := await self._queue.get()) is not None:
+        while True:
+            while not self._queue:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+            await self._perform(self._queue[0])
+            self._queue.popleft()
+
+    async def _perform(self, write: Write) -> None:
+        delay, waited = 0.05, False
+        while True:
             try:
                 await write()
-            except Exception:
-                log.exception("call record write failed")
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    log.exception("call record write failed")
+                    return
+                if not waited:
+                    waited = True
+                    log.warning("database unavailable: call record writes wait for it")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+            else:
+                if waited:
+                    log.info("database available again: call record writes resumed")
+                return
 
     async def aclose(self) -> None:
-        """Run everything queued so far, then stop (cancelled if the database hangs)."""
+        """Run everything queued so far, then stop (cancelled if the database hangs or stays
+        unreachable beyond the drain timeout)."""
+        self._closing = True
+        self._ready.set()
         if self._task is None:
             return
-        self._queue.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self._drain_timeout)
         except TimeoutError:

@@ -18,6 +18,7 @@ from livekit.agents.voice import SpeechHandle
 from opentelemetry import trace
 
 from agent_studio.calls.states import EndReason
+from agent_studio.core.db import database_unreachable
 from agent_studio.core.log import bind_call
 from agent_studio.core.metrics import PROVIDER_ERRORS
 from agent_studio.core.snapshot import CallSnapshot, CallSnapshotError
@@ -283,6 +284,7 @@ class CallRunner:
         """Until an end is requested: heartbeats, and the clock's deadlines."""
         assert self._clock is not None
         clock = self._clock
+        heartbeat_failing = False
         while self._request is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), clock.seconds_to_next())
@@ -293,8 +295,14 @@ class CallRunner:
                 try:
                     if await self.deps.lifecycle.heartbeat(self.call_id):
                         self.request_end(EndReason.AGENT_HANGUP)
-                except Exception:
-                    log.exception("call heartbeat failed")
+                    heartbeat_failing = False
+                except Exception as exc:
+                    # An outage does not end the call: the next heartbeat tries again.
+                    if not database_unreachable(exc):
+                        log.exception("call heartbeat failed")
+                    elif not heartbeat_failing:
+                        log.warning("call heartbeat failed: database unavailable")
+                    heartbeat_failing = True
             expired = clock.expired()
             if expired is not None:
                 polite = expired is not EndReason.CONNECT_TIMEOUT
