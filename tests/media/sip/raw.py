@@ -93,3 +93,13 @@ def sdp(port: int) -> str:
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
     )
+
+
+# Offers (or answers) nobody can send audio to: each must get 488 (or end the call).
+BAD_OFFERS = {
+    "ipv6": sdp(40000).replace("c=IN IP4 127.0.0.1", "c=IN IP6 ::1"),
+    "hostname": sdp(40000).replace("c=IN IP4 127.0.0.1", "c=IN IP4 example.com"),
+    "invalid-ipv4": sdp(40000).replace("c=IN IP4 127.0.0.1", "c=IN IP4 999.1.1.1"),
+    "port-0": sdp(40000).replace("m=audio 40000", "m=audio 0"),
+    "port-99999": sdp(40000).replace("m=audio 40000", "m=audio 99999"),
+}

@@ -22,6 +22,7 @@ from agent_studio.media.embedded.telephony import Telephony
 from tests.conftest import TEST_API_KEY, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fixtures.factories import create_agent, create_workflow
+from tests.media.sip.raw import BAD_OFFERS, RawPeer, request
 from tests.media.sip.support import HOST, Sipp, free_port, rtp_range
 
 pytestmark = pytest.mark.timeout(90)
@@ -180,3 +181,24 @@ async def test_inbound_call_to_a_routed_number_hears_the_greeting(
     async with unrouted:
         assert await unrouted.wait() == 0, unrouted.explain()
     assert (await client.get("/api/v1/calls")).json()["total"] == 1
+
+
+async def test_inbound_offer_without_usable_media_makes_no_call(
+    phone_app: Callable[[str | None], Any],
+) -> None:
+    client, port = await phone_app(None)
+    routed = await client.post(
+        "/api/v1/phone-numbers", json={"number": ROUTED, "workflow_slug": "phone"}
+    )
+    assert routed.status_code == 201, routed.text
+    peer = await RawPeer.open()
+    try:
+        for name, body in BAD_OFFERS.items():
+            invite = request("INVITE", peer.port, body=body, uri=f"sip:{ROUTED}@{HOST}")
+            peer.send(invite.replace(b"+15557770001", ROUTED.encode()), port)
+            final = await peer.response()
+            assert (final.status, final.reason) == (488, "Not Acceptable Here"), name
+    finally:
+        peer.close()
+    assert (await client.get("/api/v1/calls")).json()["total"] == 0
+    assert app_telephony(client).ua.active_calls == 0

@@ -140,6 +140,27 @@ async def _route_and_answer(
     media = RtpSession(ua.config.media_timeout)
     call = SipCall(decision.call_id, "inbound", from_number, to_number, request.call_id,
                    txn.peer, media, LocalSession("", 0), ua.events)  # fmt: skip
+    try:
+        await _answer(ua, request, pending, call, offer, params)
+    except Exception:
+        # Never a half-made call: the app has a call for it, so end that (closing the RTP port)
+        # and give the caller a final answer instead of leaving it at 100 Trying.
+        log.exception("answering an inbound call failed")
+        if txn.state in ("trying", "proceeding"):
+            reply(txn, 500)
+        leg = ua._legs.get(request.call_id)
+        if leg is not None and leg.call is call:
+            leg.end("internal_error", 500, "answering the call failed")
+        else:
+            call.finish("internal_error", 500, "answering the call failed")
+
+
+async def _answer(
+    ua: SipUserAgent, request: SipRequest, pending: PendingInvite, call: SipCall,
+    offer: SessionDescription | None, params: AudioParams | None,
+) -> None:  # fmt: skip
+    """Open the call's RTP port and send our 200 (with the answer, or our offer)."""
+    txn, media = pending.txn, call.media
     if pending.cancelled:  # the app made a call for it already: tell it how it ended
         call.finish("user_hangup", 487, "the caller hung up before the answer")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
@@ -17,6 +18,21 @@ _REVERSE_DIRECTION = {
 
 class SdpError(ValueError):
     """No usable audio stream (answered 488 Not Acceptable Here)."""
+
+
+def _media_address(host: str) -> str:
+    """`host` if RTP can be sent to it: a literal, unicast IPv4 address (0.0.0.0 is hold).
+
+    Our RTP sockets are IPv4, and nothing in the media path resolves names: an IPv6 address,
+    a hostname or a malformed address is refused here, before any call or port exists.
+    """
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise SdpError("the connection address is not an IPv4 address") from None
+    if address.is_multicast:
+        raise SdpError("multicast media is not supported")
+    return host
 
 
 @dataclass(slots=True)
@@ -76,6 +92,8 @@ def parse_sdp(body: bytes) -> SessionDescription:
             if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
                 raise SdpError("bad m= line")
             port = int(parts[1].split("/")[0])
+            if port > 65535:
+                raise SdpError("m= port out of range")
             media.append(MediaLine(parts[0], port, parts[2], parts[3:]))
         elif kind == "c":
             parts = value.split()
@@ -106,10 +124,11 @@ def _payload_name(line: MediaLine, pt: int) -> str:
 
 
 def _audio(sd: SessionDescription) -> tuple[int, MediaLine]:
+    """The first RTP audio stream not refused; port 0 refuses a stream (RFC 3264 §5.1, §6)."""
     for index, line in enumerate(sd.media):
-        if line.media == "audio" and line.proto.upper().startswith("RTP/AVP"):
+        if line.media == "audio" and line.proto.upper().startswith("RTP/AVP") and line.port:
             return index, line
-    raise SdpError("no RTP audio stream")
+    raise SdpError("no RTP audio stream with a port")
 
 
 def _select(line: MediaLine) -> tuple[int, int | None]:
@@ -131,15 +150,17 @@ def _select(line: MediaLine) -> tuple[int, int | None]:
 
 
 def negotiate(sd: SessionDescription) -> AudioParams:
-    """Our view of the stream a remote offer or answer describes."""
+    """Our view of the stream a remote offer or answer describes; `SdpError` unless it has an
+    audio stream with a port, a G.711 codec and a literal IPv4 address to send to."""
     _, line = _audio(sd)
     pt, event = _select(line)
     host = line.connection or sd.connection
     if host is None:
         raise SdpError("no connection address")
+    host = _media_address(host)
     remote_dir = line.direction or sd.direction
     # c=0.0.0.0 is the RFC 2543 way of putting a call on hold.
-    ours = "inactive" if host in ("0.0.0.0", "::") else _REVERSE_DIRECTION[remote_dir]
+    ours = "inactive" if host == "0.0.0.0" else _REVERSE_DIRECTION[remote_dir]
     return AudioParams(host, line.port, pt, _payload_name(line, pt), event, ours)
 
 
