@@ -152,3 +152,23 @@ async def _call_row(app: FastAPI, call_id: uuid.UUID) -> Call:
         call = await session.get(Call, call_id)
         assert call is not None
         return call
+
+
+async def test_after_a_database_outage_runtimes_get_time_to_report_again(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """While the database was down no runtime could write its heartbeat: once it is back, the
+    sweeper judges none lost until a whole heartbeat timeout has passed."""
+    await daily_call(client)
+    context = app.state.context
+    timeout = context.settings.heartbeat_timeout_seconds
+    context.sweeper.last_outage = utcnow()  # the database has just come back
+    call_id = uuid.UUID((await start_call(client))["call_id"])
+    await context.lifecycle.mark_active(call_id, "greeter-agent")
+    stale = utcnow() - timedelta(seconds=timeout + 5)
+    await _age(app, call_id, started_at=stale - timedelta(seconds=10), heartbeat_at=stale)
+    await asyncio.sleep(1.0)  # several sweeps (every 0.2 s here)
+    assert (await client.get(f"/api/v1/calls/{call_id}")).json()["status"] == "active"
+    context.sweeper.last_outage = utcnow() - timedelta(seconds=timeout + 1)
+    call = await _wait_for_status(client, call_id, "disconnected")
+    assert call["end_reason"] == "worker_lost"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from agent_studio.calls.lifecycle import CallLifecycle
 from agent_studio.calls.media import MediaBackend
@@ -37,10 +37,16 @@ class CallSweeper:
         self._media = media
         self._heartbeat_timeout = heartbeat_timeout_seconds
         self._interval = interval_seconds
+        self.last_outage: datetime | None = None
+        """When a sweep last found the database unreachable: runtimes could not report then
+        either, so none is judged lost until a whole heartbeat timeout has passed since."""
 
     async def sweep_once(self) -> int:
         """End every call that is overdue now; returns how many were ended."""
-        return await _sweep(self._lifecycle, self._media, self._heartbeat_timeout)
+        judge_heartbeats = self.last_outage is None or utcnow() - self.last_outage > timedelta(
+            seconds=self._heartbeat_timeout
+        )
+        return await _sweep(self._lifecycle, self._media, self._heartbeat_timeout, judge_heartbeats)
 
     async def run(self) -> None:
         unreachable = False  # an outage is logged once, when it starts
@@ -57,9 +63,13 @@ class CallSweeper:
                 elif not unreachable:
                     log.warning("call sweep failed: database unavailable; retrying")
                 unreachable = database_unreachable(exc)
+                if unreachable:
+                    self.last_outage = utcnow()
 
 
-async def _sweep(lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeout: float) -> int:
+async def _sweep(
+    lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeout: float, judge_heartbeats: bool
+) -> int:
     now = utcnow()
     heartbeat_before = now - timedelta(seconds=heartbeat_timeout)
     end_requested_before = now - timedelta(seconds=END_REQUEST_GRACE_SECONDS)
@@ -74,7 +84,7 @@ async def _sweep(lifecycle: CallLifecycle, media: MediaBackend, heartbeat_timeou
             reason, error = EndReason.AGENT_HANGUP, None
         elif current in NOT_STARTED and connect_deadline < now:
             reason, error = EndReason.CONNECT_TIMEOUT, "nobody joined within the connect timeout"
-        elif heartbeat_at is not None and heartbeat_at < heartbeat_before:
+        elif judge_heartbeats and heartbeat_at is not None and heartbeat_at < heartbeat_before:
             reason, error = EndReason.WORKER_LOST, "the call's runtime stopped reporting"
         else:
             continue
