@@ -17,6 +17,7 @@ from agent_studio.calls.sweeper import CallSweeper
 from agent_studio.config import Settings
 from agent_studio.core.crypto import SecretBox, load_master_key
 from agent_studio.core.db import Database
+from agent_studio.core.host import ServerIdentity
 from agent_studio.hosting import CallHost
 from agent_studio.media.embedded import EmbeddedBackend
 from agent_studio.media.embedded.browser import BrowserCalls, webrtc_options
@@ -40,6 +41,8 @@ class AppContext:
     """Runs call sessions in this process (embedded mode)."""
     calls: CallService
     sweeper: CallSweeper
+    identity: ServerIdentity
+    """This server's id (marked on the calls it runs) and whether it alone uses its data dir."""
     telephony: Telephony | None = None
     """The embedded SIP user agent, when enabled (see `Settings.sip_listener_enabled`)."""
     webrtc: WebRTCCalls | None = None
@@ -53,12 +56,14 @@ class AppContext:
         db = Database(settings)
         lifecycle = CallLifecycle(db)
         running = RunningCalls()
+        identity = ServerIdentity.claim(settings.data_dir)
         host = CallHost(
             db,
             secrets,
             lifecycle,
             running,
             RuntimeOptions(turn_detection=settings.turn_detection),
+            host_id=identity.id,
         )
         telephony: Telephony | None = None
         if settings.sip_listener_enabled:
@@ -82,6 +87,7 @@ class AppContext:
             host=host,
             calls=calls,
             sweeper=sweeper,
+            identity=identity,
             telephony=telephony,
         )
         if isinstance(media, EmbeddedBackend):
@@ -113,14 +119,13 @@ class AppContext:
         )
 
     async def start(self) -> None:
-        if isinstance(self.media, EmbeddedBackend) and self.settings.is_sqlite:
-            # One server runs every call on its SQLite database: the live calls found at start
-            # were the previous process's, and nothing runs them any more.
-            ended = await self.lifecycle.end_orphans("the server stopped while the call was live")
-            if ended:
-                log.warning(
-                    "ended calls the previous server process left live", extra={"count": ended}
-                )
+        if isinstance(self.media, EmbeddedBackend) and self.identity.exclusive:
+            # The calls this server ran when its last process died run nowhere now. On SQLite
+            # one server runs every call, so every live call found at start was that process's.
+            error = "the server stopped while the call was live"
+            host_id = None if self.settings.is_sqlite else self.identity.id
+            if await self.lifecycle.end_orphans(error, host_id):
+                log.warning("ended the calls the previous server process left live")
         if self.telephony is not None:
             await self.telephony.start()
 
@@ -132,3 +137,4 @@ class AppContext:
         await self.host.aclose()
         await self.media.aclose()
         await self.db.dispose()
+        self.identity.release()

@@ -43,8 +43,12 @@ class CallHost:
         lifecycle: CallLifecycle,
         running: RunningCalls,
         options: RuntimeOptions | None = None,
+        *,
+        host_id: str | None = None,
     ) -> None:
         self.options = options or RuntimeOptions()
+        self.host_id = host_id
+        """Marked on each call run here (`CallLifecycle.claim`), so a restart finds them."""
         self._db = db
         self._secrets = secrets
         self._lifecycle = lifecycle
@@ -93,6 +97,11 @@ class CallHost:
             on_end=on_end,
             options=self.options,
         )
+        if self.host_id is not None:
+            try:
+                await self._lifecycle.claim(call_id, self.host_id)
+            except Exception:
+                log.warning("a call could not be marked as run here; it still runs")
         await runner.start()
         task = self._waits.spawn(runner.wait(), name=f"call-{call_id}")
         self._runners[call_id] = runner

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,9 +15,10 @@ from sqlalchemy import update
 from agent_studio.app import create_app
 from agent_studio.calls import sweeper
 from agent_studio.calls.states import EndReason
+from agent_studio.config import Settings
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Call
-from tests.conftest import TEST_API_KEY, make_settings
+from tests.conftest import TEST_API_KEY
 from tests.fixtures.factories import daily_call, start_call
 
 
@@ -122,12 +122,13 @@ async def test_sweeper_ends_calls_whose_runtime_went_silent(
     assert (await client.get(f"/api/v1/calls/{alive}")).json()["status"] == "active"
 
 
-async def test_a_restarted_server_ends_the_calls_it_left_live(tmp_path: Path) -> None:
-    """An embedded server on SQLite runs every call itself: calls live when it stopped (a crash)
-    end `worker_lost` as soon as it starts again, at their last heartbeat."""
-    settings = make_settings(tmp_path, None)
+async def test_a_restarted_server_ends_the_calls_it_left_live(settings: Settings) -> None:
+    """Calls a server ran when its process died (a crash) end `worker_lost` as soon as it
+    starts again, at their last heartbeat; a second server on the same data dir, while the
+    first lives, ends nothing of it."""
     first = create_app(settings)
     async with LifespanManager(first, startup_timeout=60, shutdown_timeout=30):
+        context = first.state.context
         transport = httpx.ASGITransport(app=first)
         headers = {"Authorization": f"Bearer {TEST_API_KEY}"}
         async with httpx.AsyncClient(
@@ -135,10 +136,16 @@ async def test_a_restarted_server_ends_the_calls_it_left_live(tmp_path: Path) ->
         ) as http:
             await daily_call(http)
             call_id = uuid.UUID((await start_call(http))["call_id"])
-        assert await first.state.context.lifecycle.mark_active(call_id, "greeter-agent")
+        assert await context.lifecycle.mark_active(call_id, "greeter-agent")
+        await context.lifecycle.claim(call_id, context.identity.id)  # as its session does
         started = (await _call_row(first, call_id)).started_at
         last_beat = started + timedelta(seconds=9.7)
         await _age(first, call_id, heartbeat_at=last_beat)
+        assert context.identity.exclusive
+        beside = create_app(settings)  # another server on the same data dir, while it lives
+        async with LifespanManager(beside, startup_timeout=60, shutdown_timeout=30):
+            assert not beside.state.context.identity.exclusive
+            assert (await _call_row(beside, call_id)).status == "active"
     # The process is gone without ending the call (as after a crash); a new one starts.
     second = create_app(settings)
     async with LifespanManager(second, startup_timeout=60, shutdown_timeout=30):

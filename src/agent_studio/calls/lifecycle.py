@@ -213,12 +213,17 @@ class CallLifecycle:
             call = await call_repository.get(session, call_id)
             return None if call is None else (CallStatus(call.status), call.call_type)
 
-    async def end_orphans(self, error: str) -> int:
-        """End every live call at once as `worker_lost`, at its last heartbeat (or its start):
-        for a server that alone runs its calls, at start, every live call was the dead
-        process's. Returns how many were ended."""
+    async def claim(self, call_id: uuid.UUID, host_id: str) -> None:
+        """Mark the call as run by the server `host_id` (its session runs in that process)."""
         async with self.db.session() as session:
-            rows = await call_repository.live_call_times(session)
+            await session.execute(update(Call).where(Call.id == call_id).values(host_id=host_id))
+
+    async def end_orphans(self, error: str, host_id: str | None = None) -> int:
+        """End at once as `worker_lost`, at their last heartbeat (or their start), the live
+        calls run by the server `host_id` (every live call when None): at a server's start,
+        those were a dead process's. Returns how many were ended."""
+        async with self.db.session() as session:
+            rows = await call_repository.live_call_times(session, host_id)
         ended = 0
         for call_id, heartbeat_at in rows:
             if await self.end(

@@ -104,13 +104,13 @@ class CallRepository:
         return rows.scalars().all()
 
     async def live_call_times(
-        self, session: AsyncSession
+        self, session: AsyncSession, host_id: str | None = None
     ) -> Sequence[Row[uuid.UUID, datetime | None]]:
-        """Every live call's id and last heartbeat."""
-        rows = await session.execute(
-            select(Call.id, Call.heartbeat_at).where(Call.status.in_([s.value for s in LIVE]))
-        )
-        return rows.all()
+        """The id and last heartbeat of every live call, or of those run by `host_id`."""
+        query = select(Call.id, Call.heartbeat_at).where(Call.status.in_([s.value for s in LIVE]))
+        if host_id is not None:
+            query = query.where(Call.host_id == host_id)
+        return (await session.execute(query)).all()
 
     async def live_counts_by_type(self, session: AsyncSession) -> dict[str, int]:
         """Live calls (pending, connecting, active) per call type; every known type is listed."""

@@ -22,6 +22,7 @@ class Call(IdMixin, TimestampMixin, Base):
         Index("ix_calls_user_created", "user_id", "created_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_status_started", "status", "started_at"),
+        Index("ix_calls_host_status", "host_id", "status"),
     )
 
     workflow_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -57,6 +58,8 @@ class Call(IdMixin, TimestampMixin, Base):
     join_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     join_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     end_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    host_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The embedded server whose process runs the call's session (`core/host.py`)."""
 
     connect_deadline: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from agent_studio.media.embedded.webrtc.fastpath.receive import QUIET_FILL, QUIET_FLOOR
+from agent_studio.models import Call
 from agent_studio.runtime.speech.pcm import resample
 from agent_studio.runtime.speech.whisper import bundled_model_path
 from tests.fakes.openai_server import FakeOpenAI
@@ -123,6 +124,11 @@ async def test_a_caller_hears_the_greeting_speaks_and_is_answered(
     await caller.join(live_client, call["url"], call["token"])
     assert not app.state.context.idle()  # joining
     await wait_for(live_client, call_id, "active")
+
+    # The call is marked as run by this server, so a restart after a crash ends it at once.
+    async with app.state.context.db.session() as db_session:
+        row = await db_session.get(Call, uuid.UUID(call_id))
+        assert row is not None and row.host_id == app.state.context.identity.id
 
     # The greeting, out loud: recorded once played, then quiet; Whisper hears its words.
     await said_by_agent(live_client, call_id, 1)
