@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_studio.calls.snapshot import SnapshotError, build_snapshot, template_context
 from agent_studio.calls.states import CallStatus, CallType, EndReason
 from agent_studio.core.errors import Unprocessable
-from agent_studio.core.snapshot import DEFAULT_CALL_SETTINGS, CallSnapshot
+from agent_studio.core.snapshot import DEFAULT_CALL_SETTINGS, CallSettings, CallSnapshot
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Call, Workflow
 from agent_studio.provider_keys.service import MissingProviderKey
@@ -35,6 +35,13 @@ class CallParty:
     metadata: dict[str, Any]
 
 
+class NewCall(NamedTuple):
+    call: Call
+    failure: str | None
+    settings: CallSettings
+    """The workflow's settings as snapshotted (the defaults for a call that failed)."""
+
+
 async def new_call(
     session: AsyncSession,
     workflow: Workflow | None,
@@ -43,8 +50,9 @@ async def new_call(
     *,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
-) -> tuple[Call, str | None]:
-    """The call to insert, and the provider error it failed with (None: ready to start).
+) -> NewCall:
+    """The call to insert, the provider error it failed with (None: ready to start), and the
+    settings it runs with.
 
     A template that cannot be rendered is the request's fault (422, nothing recorded); a
     provider without a key records the call as failed, so it shows in the call list.
@@ -87,4 +95,4 @@ async def new_call(
     if failure is not None:
         call.status, call.end_reason = CallStatus.FAILED.value, EndReason.PROVIDER_ERROR.value
         call.error, call.ended_at = failure, now
-    return call, failure
+    return NewCall(call, failure, settings)

@@ -46,7 +46,6 @@ from agent_studio.core.errors import (
     Unprocessable,
 )
 from agent_studio.core.phone import normalize_e164
-from agent_studio.core.snapshot import stored_settings
 from agent_studio.core.timeutil import utcnow
 from agent_studio.models import Agent, Call, Workflow
 from agent_studio.phone_numbers.service import phone_number_service
@@ -168,7 +167,7 @@ class CallService:
     async def _start(self, session: AsyncSession, request: CallRequest) -> CallCreated:
         party = request.party
         idempotency_key, request_hash = request.idempotency_key, request.request_hash
-        call, failure = await new_call(
+        call, failure, settings = await new_call(
             session,
             request.workflow,
             request.agents,
@@ -177,7 +176,6 @@ class CallService:
             request_hash=request_hash,
         )
         call_id = call.id
-        settings = stored_settings(call.snapshot)
         connect_timeout = int(settings.connect_timeout_seconds)
         session.add(call)
         try:
@@ -249,7 +247,7 @@ class CallService:
         party = CallParty(
             Direction.INBOUND.value, CallType.SIP.value, _caller_number(caller), None, {}, {}
         )
-        call, failure = await new_call(session, workflow, agents, party)
+        call, failure, _ = await new_call(session, workflow, agents, party)
         session.add(call)
         await session.flush()
         if failure is not None:

@@ -234,12 +234,6 @@ class CallSnapshot(BaseModel):
             ) from None
 
 
-def stored_settings(stored: Mapping[str, Any] | None) -> CallSettings:
-    """The settings of a call's stored snapshot; the defaults for a call stored without one
-    (it failed at creation). Raises CallSnapshotError for a malformed snapshot."""
-    return CallSnapshot.from_stored(stored).settings if stored else DEFAULT_CALL_SETTINGS
-
-
 def handoff_tool_name(agent_name: str) -> str:
     """`transfer_to_<agent name with - replaced by _>`."""
     return HANDOFF_TOOL_PREFIX + agent_name.replace("-", "_")
