@@ -15,10 +15,12 @@ from sqlalchemy import text
 from agent_studio import __version__
 from agent_studio.agents.endpoints import router as agents_router
 from agent_studio.api_keys.auth import ApiKeyGate, require_api_key
+from agent_studio.calls.deps import CallServiceDep
 from agent_studio.calls.endpoints import router as calls_router
 from agent_studio.config import Settings, get_settings
 from agent_studio.context import AppContext
 from agent_studio.core.body_limit import BodyLimit
+from agent_studio.core.deps import SessionDep, bearer_token
 from agent_studio.core.error_handlers import install_error_handlers
 from agent_studio.core.errors import Unauthorized
 from agent_studio.core.memory import freeze_long_lived, freeze_while_busy, settle
@@ -118,14 +120,12 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     metrics_auth = [] if settings.metrics_token is not None else [_auth]
 
     @app.get("/metrics", include_in_schema=False, dependencies=metrics_auth)
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, session: SessionDep, calls: CallServiceDep) -> Response:
         """Prometheus text exposition: bearer `metrics_token` when set, else an API key
         (docs/operations.md)."""
         if not _metrics_allowed(settings, request.headers.get("authorization")):
             raise Unauthorized("missing or invalid metrics token")
-        context: AppContext = request.app.state.context
-        async with context.db.session() as session:
-            live_calls = await context.calls.live_counts_by_type(session)
+        live_calls = await calls.live_counts_by_type(session)
         return Response(exposition(live_calls), media_type=CONTENT_TYPE)
 
     return app
@@ -136,8 +136,6 @@ def _metrics_allowed(settings: Settings, authorization: str | None) -> bool:
     requires an API key instead)."""
     if settings.metrics_token is None:
         return True
-    scheme, _, presented = (authorization or "").partition(" ")
+    presented = bearer_token(authorization)
     expected = settings.metrics_token.get_secret_value()
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode(), expected.encode()
-    )
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())

@@ -18,7 +18,7 @@ from agent_studio.config import Settings
 from agent_studio.core.body_limit import send_json_error
 from agent_studio.core.crypto import hash_api_key
 from agent_studio.core.db import Database
-from agent_studio.core.deps import SessionDep, get_settings_of
+from agent_studio.core.deps import SessionDep, bearer_token, get_settings_of
 from agent_studio.core.errors import Unauthorized
 
 API_PREFIX = "/api/v1"
@@ -93,11 +93,10 @@ class ApiKeyGate:
     async def _authenticate(scope: Scope) -> Principal:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         authorization = next(
-            (value.decode("latin-1") for name, value in headers if name == b"authorization"), ""
+            (value.decode("latin-1") for name, value in headers if name == b"authorization"), None
         )
-        scheme, _, presented = authorization.partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented:
+        presented = bearer_token(authorization)
+        if presented is None:
             raise Unauthorized()
         state = scope["app"].state
         settings: Settings = state.settings

@@ -58,13 +58,14 @@ class CallSweeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not database_unreachable(exc):
+                outage = database_unreachable(exc)
+                if not outage:
                     log.exception("call sweep failed; retrying at the next interval")
                 elif not unreachable:
                     log.warning("call sweep failed: database unavailable; retrying")
-                unreachable = database_unreachable(exc)
-                if unreachable:
+                if outage:
                     self.last_outage = utcnow()
+                unreachable = outage
 
 
 async def _sweep(

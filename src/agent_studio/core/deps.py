@@ -45,6 +45,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings_of)]
 SecretsDep = Annotated[SecretBox, Depends(get_secrets)]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an `Authorization: Bearer <token>` header; None for another scheme
+    or none."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
 def public_base_url(request: Request, settings: Settings) -> str:
     """The base URL clients reach this server at: `AGENT_STUDIO_PUBLIC_URL`, or the request's."""
     return (settings.public_url or str(request.base_url)).rstrip("/")

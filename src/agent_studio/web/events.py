@@ -17,7 +17,7 @@ from agent_studio.calls.deps import get_call_service
 from agent_studio.calls.service import CallService
 from agent_studio.calls.states import LIVE, CallStatus
 from agent_studio.core.db import Database
-from agent_studio.core.deps import get_database
+from agent_studio.core.deps import bearer_token, get_database
 from agent_studio.core.errors import NotFound, Unauthorized
 from agent_studio.media.embedded.tokens import CallTokenIssuer, InvalidCallToken
 from agent_studio.models import Call
@@ -29,8 +29,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 def _bearer(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else None
+    return bearer_token(request.headers.get("authorization"))
 
 
 def _authorize(request: Request, call_id: uuid.UUID) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from agent_studio.core.deps import get_settings_of, public_base_url
+from agent_studio.core.deps import bearer_token, get_settings_of, public_base_url
 from agent_studio.core.errors import AgentStudioError, BadRequest, NotFound
 from agent_studio.media.embedded.webrtc.peers import WebRTCCalls
 
@@ -33,8 +33,7 @@ def _calls(request: Request) -> WebRTCCalls:
 
 
 def _bearer(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else None
+    return bearer_token(request.headers.get("authorization"))
 
 
 async def _offer(request: Request) -> str:
